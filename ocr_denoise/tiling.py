@@ -1,0 +1,173 @@
+"""Cut a page into overlapping square patches, run a function on them, blend them back.
+
+Pure numpy: knows nothing about ONNX, files or dtypes other than float32.
+
+Geometry. With patch size ``P`` and overlap ``o`` (0 <= o <= P // 2) patches sit on
+a grid of stride ``s = P - o``. The page is padded (mirror-symmetric, so stains
+and grey backgrounds continue naturally) by ``o`` on the top/left and by enough
+on the bottom/right to complete the grid. Each patch is weighted by a separable
+window whose edges are ramps over the ``o`` overlapping pixels: zero on the
+outermost ``o // 4`` pixels, linear in between, and the falling ramp the mirror
+of the rising one. Neighbouring ramps sum to exactly 1, so the weights form a
+partition of unity over every real page pixel: the blend needs no
+normalisation buffer, an identity function reproduces the page exactly, and the
+pixels at a patch border (where the network sees zero padding and is least
+reliable) get little or no weight.
+
+Memory. The page is processed in bands of whole patch rows. A band's patches
+are extracted from a strided view (one copy, into the batch), and the blend
+accumulator only spans the band plus ``o`` carried rows. Peak memory beyond
+input and output is therefore O(band height x page width), not O(page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+#: (N, P, P) float32 in -> (N, P, P) float32 out. Called with N <= the batch limit.
+PatchFn = Callable[[np.ndarray], np.ndarray]
+#: (y0, y1) -> float32 rows y0..y1-1 of the page, full width, shape (y1-y0, W).
+RowSource = Callable[[int, int], np.ndarray]
+#: (y0, y1, rows) -> None; receives finished float32 output rows in order.
+RowSink = Callable[[int, int, np.ndarray], None]
+
+
+def blend_window(patch: int, overlap: int) -> np.ndarray:
+    """The P x P float32 weight of one patch (see the module docstring)."""
+    w = np.ones(patch, dtype=np.float32)
+    if overlap:
+        m = overlap // 4  # outermost pixels, dropped entirely
+        j = np.arange(overlap, dtype=np.float32)
+        ramp = np.clip((j + 0.5 - m) / (overlap - 2 * m), 0.0, 1.0)
+        w[:overlap] = ramp
+        w[patch - overlap :] = ramp[::-1]
+    return np.outer(w, w)
+
+
+def symmetric_indices(start: int, stop: int, n: int) -> np.ndarray:
+    """Source indices for padded positions start..stop-1 of an axis of length n.
+
+    Mirror-symmetric padding (``abcd|dcba|abcd``) that, unlike ``np.pad``'s
+    reflect mode, works for any pad width and for n == 1.
+    """
+    i = np.arange(start, stop) % (2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the patches of an H x W page go."""
+
+    height: int
+    width: int
+    patch: int = 28
+    overlap: int = 6
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"page must be at least 1x1, got {self.height}x{self.width}")
+        if self.patch < 2:
+            raise ValueError(f"patch size must be >= 2, got {self.patch}")
+        if not 0 <= self.overlap <= self.patch // 2:
+            raise ValueError(
+                f"overlap must be in [0, {self.patch // 2}] for patch {self.patch}, "
+                f"got {self.overlap}"
+            )
+
+    @property
+    def stride(self) -> int:
+        return self.patch - self.overlap
+
+    @property
+    def rows(self) -> int:
+        """Number of patch rows: enough that every page row has full weight."""
+        return -(-(self.height + self.overlap) // self.stride)
+
+    @property
+    def cols(self) -> int:
+        return -(-(self.width + self.overlap) // self.stride)
+
+    @property
+    def count(self) -> int:
+        return self.rows * self.cols
+
+
+def apply_tiled(
+    source: RowSource,
+    sink: RowSink,
+    grid: TileGrid,
+    fn: PatchFn,
+    *,
+    batch_size: int = 512,
+) -> None:
+    """Run ``fn`` over every patch of the page and blend the results.
+
+    ``source`` is asked for page rows (float32, [0, 1]) one band at a time;
+    ``sink`` receives the blended output rows in order, each page row exactly
+    once. ``fn`` is called with at most ``batch_size`` patches at a time; a band
+    holds ``max(1, batch_size // cols)`` patch rows, which bounds memory.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    P, o, s = grid.patch, grid.overlap, grid.stride
+    H, W = grid.height, grid.width
+    nr, nc = grid.rows, grid.cols
+    window = blend_window(P, o)
+    col_idx = symmetric_indices(-o, (nc - 1) * s + P - o, W)
+    rows_per_band = max(1, batch_size // nc)
+    carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # tails of the previous band
+
+    for r0 in range(0, nr, rows_per_band):
+        br = min(rows_per_band, nr - r0)
+        # Padded rows this band reads: [r0*s, r0*s + (br-1)*s + P).
+        py0, py1 = r0 * s, r0 * s + (br - 1) * s + P
+        src_idx = symmetric_indices(py0 - o, py1 - o, H)
+        lo, hi = int(src_idx.min()), int(src_idx.max()) + 1
+        band = source(lo, hi)
+        band = band[src_idx - lo][:, col_idx]
+
+        views = np.lib.stride_tricks.sliding_window_view(band, (P, P))[::s, ::s]
+        patches = np.ascontiguousarray(views[:br, :nc]).reshape(br * nc, P, P)
+        out = np.empty_like(patches)
+        for b0 in range(0, len(patches), batch_size):
+            out[b0 : b0 + batch_size] = fn(patches[b0 : b0 + batch_size])
+        wp = (out * window).reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
+
+        # Blend each patch row into a strip, then strips into rows. Every pixel
+        # is a fixed two-term sum at each step, so the result is bit-identical
+        # whatever the band and batch sizes (float addition is commutative but
+        # not associative). strips[i, u, j, v] is pixel (u, j*s + v) of strip i.
+        strips = np.zeros((br, P, nc + 1, s), dtype=np.float32)
+        strips[:, :, :nc, :] = wp[..., :s]
+        if o:
+            strips[:, :, 1:, :o] += wp[..., s:]
+        strips = strips.reshape(br, P, (nc + 1) * s)
+        acc = strips[:, :s].copy()  # (br, s, width): finished rows of each patch row
+        if o:
+            prev_tails = np.concatenate([carry[None], strips[:-1, s:]])
+            acc[:, :o] += prev_tails
+            carry = strips[-1, s:].copy()
+        acc = acc.reshape(br * s, (nc + 1) * s)
+
+        # Finished padded rows [py0, py0 + br*s) are page rows shifted by o.
+        y0, y1 = max(py0 - o, 0), min(py0 + br * s - o, H)
+        if y1 > y0:
+            a = y0 - (py0 - o)
+            sink(y0, y1, acc[a : a + (y1 - y0), o : o + W])
+
+
+def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28, overlap: int = 6,
+               batch_size: int = 512) -> np.ndarray:
+    """Convenience form of ``apply_tiled`` for a whole float32 H x W page in memory."""
+    page = np.asarray(page, dtype=np.float32)
+    grid = TileGrid(page.shape[0], page.shape[1], patch, overlap)
+    out = np.empty(page.shape, dtype=np.float32)
+
+    def sink(y0: int, y1: int, rows: np.ndarray) -> None:
+        out[y0:y1] = rows
+
+    apply_tiled(lambda a, b: page[a:b], sink, grid, fn, batch_size=batch_size)
+    return out

@@ -1,0 +1,31 @@
+"""The shipped model file: where it is, and what its metadata records."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+
+from conftest import REPO
+from ocr_denoise import __version__
+from ocr_denoise.model import default_model_path
+
+
+def test_exported_model_is_the_packaged_model():
+    assert (REPO / "exported" / "denoiser.onnx").resolve() == default_model_path().resolve()
+
+
+def test_metadata_records_version_patch_and_training_settings():
+    meta = {p.key: p.value for p in onnx.load(str(default_model_path())).metadata_props}
+    assert meta["patch_size"] == "28"
+    assert meta["ocr_denoise_version"] == __version__
+    cfg = json.loads(meta["training_config"])
+    assert cfg["patch"] == 28 and "seed" in cfg and "epochs" in cfg
+    assert float(meta["export_max_abs_diff"]) <= 1e-4
+
+
+def test_model_has_dynamic_batch_and_28px_patches():
+    m = onnx.load(str(default_model_path()))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    assert not dims[0].HasField("dim_value")  # dynamic batch
+    assert [d.dim_value for d in dims[1:]] == [28, 28, 1]

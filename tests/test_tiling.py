@@ -1,0 +1,88 @@
+"""Tiling is pure numpy: check geometry, blending and band processing with plain functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ocr_denoise.tiling import TileGrid, apply_tiled, blend_window, symmetric_indices, tile_array
+
+SIZES = [(1, 1), (1, 2), (2, 1), (5, 7), (27, 28), (28, 28), (29, 29), (56, 57), (3, 200), (123, 301)]
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 4, 6, 14])
+def test_window_shifts_sum_to_one(overlap):
+    w = np.sqrt(np.diag(blend_window(28, overlap)))  # the separable 1-D profile
+    s = 28 - overlap
+    total = np.zeros(28 * 4)
+    for k in range(3):
+        total[k * s : k * s + 28] += w
+    # Away from the first rising and last falling ramp, weights sum to exactly 1.
+    assert np.allclose(total[overlap : 2 * s + overlap], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w", SIZES)
+@pytest.mark.parametrize("overlap", [0, 3, 6, 14])
+def test_identity_function_reproduces_page_exactly(rng, h, w, overlap):
+    page = rng.random((h, w), dtype=np.float32)
+    out = tile_array(page, lambda p: p, overlap=overlap)
+    assert out.shape == page.shape
+    np.testing.assert_allclose(out, page, atol=1e-6)
+
+
+def test_every_patch_seen_once_and_batches_respect_limit(rng):
+    page = rng.random((100, 90), dtype=np.float32)
+    grid = TileGrid(100, 90, 28, 6)
+    sizes = []
+
+    def fn(p):
+        sizes.append(len(p))
+        return p
+
+    tile_array(page, fn, overlap=6, batch_size=5)
+    assert sum(sizes) == grid.count
+    assert max(sizes) <= 5
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 17, 10_000])
+def test_result_does_not_depend_on_batch_size(rng, batch_size):
+    page = rng.random((70, 111), dtype=np.float32)
+    fn = lambda p: p ** 2 + 0.1 * p[:, ::-1, :]  # position-dependent inside a patch
+    ref = tile_array(page, fn, batch_size=10_000)
+    np.testing.assert_array_equal(tile_array(page, fn, batch_size=batch_size), ref)
+
+
+def test_sink_receives_each_row_once_in_order(rng):
+    page = rng.random((200, 40), dtype=np.float32)
+    got = []
+    apply_tiled(lambda a, b: page[a:b], lambda a, b, r: got.append((a, b, r.shape)),
+                TileGrid(200, 40, 28, 6), lambda p: p, batch_size=2)
+    assert got[0][0] == 0 and got[-1][1] == 200
+    assert all(got[i][1] == got[i + 1][0] for i in range(len(got) - 1))
+    assert all(shape == (b - a, 40) for a, b, shape in got)
+
+
+@pytest.mark.parametrize("overlap,width", [(4, 1), (6, 1), (8, 2), (12, 3)])
+def test_blending_hides_patch_borders(overlap, width):
+    """A function wrong only on the outermost pixels of each patch leaves no grid."""
+    page = np.full((120, 120), 0.5, np.float32)
+
+    def border_damage(p):
+        q = p.copy()
+        q[:, :width, :] = q[:, -width:, :] = 0.0
+        q[:, :, :width] = q[:, :, -width:] = 0.0
+        return q
+
+    assert tile_array(page, border_damage, overlap=0).min() == 0.0  # no blending: a grid
+    np.testing.assert_allclose(tile_array(page, border_damage, overlap=overlap), 0.5, atol=1e-6)
+
+
+def test_symmetric_indices_handles_single_pixel_and_wide_pads():
+    assert symmetric_indices(-3, 4, 1).tolist() == [0] * 7
+    assert symmetric_indices(-2, 5, 3).tolist() == [1, 0, 0, 1, 2, 2, 1]
+
+
+@pytest.mark.parametrize("overlap", [-1, 15])
+def test_bad_overlap_is_rejected(overlap):
+    with pytest.raises(ValueError, match="overlap"):
+        TileGrid(10, 10, 28, overlap)

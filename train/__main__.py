@@ -1,0 +1,60 @@
+"""Command line: ``python -m train fit ...`` then ``python -m train export RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .fit import TrainConfig
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    for f in fields(TrainConfig):
+        name = "--" + f.name.replace("_", "-")
+        if f.name == "pairs":
+            p.add_argument(name, nargs="*", default=[],
+                           help="folders with noisy/clean or orig/gt pairs (real data)")
+        else:
+            typ = type(f.default)
+            p.add_argument(name, type=typ, default=f.default, help=f"default {f.default}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    fp = sub.add_parser("fit", help="train a model into --out")
+    fp.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    fp.add_argument("--quiet", action="store_true")
+    _add_config_args(fp)
+    ep = sub.add_parser("export", help="convert a run's best model to ONNX")
+    ep.add_argument("run_dir")
+    ep.add_argument("--output", default=None, help="default: the package's shipped model")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "fit":
+        from .fit import fit
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        # Keras' live bar on a terminal, one line per epoch in logs and CI.
+        verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+        _, hist = fit(cfg, args.out, verbose=verbose)
+        print(json.dumps({"val_rmse": hist["val_rmse"][-1],
+                          "best_val_rmse": min(hist["val_rmse"]),
+                          "noisy_val_rmse": hist["noisy_val_rmse"],
+                          "seconds": round(hist["seconds"], 1)}))
+        return 0
+    if args.cmd == "export":
+        import keras
+
+        from .export import DEFAULT_OUTPUT, export, load_config
+        model = keras.models.load_model(f"{args.run_dir}/model.keras")
+        out = args.output or DEFAULT_OUTPUT
+        diff = export(model, out, load_config(args.run_dir))
+        print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

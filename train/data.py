@@ -1,0 +1,105 @@
+"""Training patches: sampled from synthetic pages and from real paired folders.
+
+Patch sampling does not drown text in blank paper: a set fraction of patches is
+drawn where the clean page has ink.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import synth
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+_PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
+
+
+def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.Generator,
+                   patch: int = 28, ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` aligned (noisy, clean) patch pairs, ``ink_fraction`` of them centred on ink."""
+    h, w = clean.shape
+    if h < patch or w < patch:
+        pad = ((0, max(0, patch - h)), (0, max(0, patch - w)))
+        noisy = np.pad(noisy, pad, constant_values=1.0)
+        clean = np.pad(clean, pad, constant_values=1.0)
+        h, w = clean.shape
+    ys = rng.integers(0, h - patch + 1, n)
+    xs = rng.integers(0, w - patch + 1, n)
+    ink = np.argwhere(clean[: h - patch + 1 + patch // 2, :] < 0.5)
+    n_ink = int(round(n * ink_fraction)) if len(ink) else 0
+    if n_ink:
+        pick = ink[rng.integers(0, len(ink), n_ink)]
+        ys[:n_ink] = np.clip(pick[:, 0] - patch // 2, 0, h - patch)
+        xs[:n_ink] = np.clip(pick[:, 1] - patch // 2, 0, w - patch)
+    idx_y = ys[:, None] + np.arange(patch)[None, :]
+    idx_x = xs[:, None] + np.arange(patch)[None, :]
+    X = noisy[idx_y[:, :, None], idx_x[:, None, :]]
+    Y = clean[idx_y[:, :, None], idx_x[:, None, :]]
+    return X.astype(np.float32), Y.astype(np.float32)
+
+
+def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
+                      per_page: int = 200, page_size: int = 256,
+                      ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs from freshly rendered and damaged pages."""
+    Xs, Ys, got = [], [], 0
+    while got < n:
+        noisy, clean = synth.make_pair(rng, page_size, page_size)
+        k = min(per_page, n - got)
+        X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction)
+        Xs.append(X)
+        Ys.append(Y)
+        got += k
+    return np.concatenate(Xs), np.concatenate(Ys)
+
+
+def read_gray(path: str | os.PathLike[str]) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    return img.astype(np.float32) / 255.0
+
+
+def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+    """(noisy, clean) file pairs under ``folder``.
+
+    Looks for sibling folders ``noisy``/``clean`` (NoisyOffice) or ``orig``/``gt``
+    (DIBCO) at any depth and matches files by stem. Raises if none are found, so
+    a mistyped path is not silently ignored.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"pair folder not found: {root}")
+    pairs: list[tuple[Path, Path]] = []
+    for a, b in _PAIR_LAYOUTS:
+        for d in sorted([root, *root.rglob("*")]):
+            if d.is_dir() and (d / a).is_dir() and (d / b).is_dir():
+                clean = {p.stem: p for p in (d / b).iterdir() if p.suffix.lower() in _IMAGE_EXT}
+                for p in sorted((d / a).iterdir()):
+                    if p.suffix.lower() in _IMAGE_EXT and p.stem in clean:
+                        pairs.append((p, clean[p.stem]))
+    if not pairs:
+        raise ValueError(f"{root}: no noisy/clean or orig/gt image pairs found")
+    return pairs
+
+
+def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
+                   ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs spread evenly over the real pairs found in ``folders``."""
+    pairs = [p for f in folders for p in find_pairs(f)]
+    per = max(1, -(-n // len(pairs)))
+    Xs, Ys = [], []
+    for noisy_p, clean_p in pairs:
+        noisy, clean = read_gray(noisy_p), read_gray(clean_p)
+        if noisy.shape != clean.shape:
+            raise ValueError(f"{noisy_p} and {clean_p} differ in size")
+        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction)
+        Xs.append(X)
+        Ys.append(Y)
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    keep = rng.permutation(len(X))[:n]
+    return X[keep], Y[keep]

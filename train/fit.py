@@ -1,0 +1,96 @@
+"""Fit the denoiser: build patches, train with a fixed seed, checkpoint every epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1234
+    patch: int = 28
+    width: int = 32
+    synthetic_patches: int = 20000
+    real_patches: int = 0
+    pairs: list[str] = field(default_factory=list)
+    ink_fraction: float = 0.7
+    val_fraction: float = 0.1
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    loss: str = "binary_crossentropy"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def set_seeds(seed: int) -> None:
+    import keras
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    keras.utils.set_random_seed(seed)
+
+
+def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed."""
+    rng = np.random.default_rng(cfg.seed)
+    Xs, Ys = [], []
+    if cfg.synthetic_patches:
+        X, Y = data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
+                                      ink_fraction=cfg.ink_fraction)
+        Xs.append(X), Ys.append(Y)
+    if cfg.pairs and cfg.real_patches:
+        X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction)
+        Xs.append(X), Ys.append(Y)
+    if not Xs:
+        raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    perm = rng.permutation(len(X))
+    return X[perm][..., None], Y[perm][..., None]
+
+
+def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
+    """Train and save ``model.keras`` (best by validation loss) into ``out_dir``.
+
+    Returns (model, history dict). Writes ``config.json`` and ``history.json`` so a
+    run can be audited and exported later.
+    """
+    import keras
+
+    from .model import build_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seeds(cfg.seed)
+    t0 = time.time()
+    X, Y = build_dataset(cfg)
+    n_val = max(1, int(len(X) * cfg.val_fraction))
+    Xv, Yv, Xt, Yt = X[:n_val], Y[:n_val], X[n_val:], Y[n_val:]
+    if verbose:
+        print(f"data: {len(Xt)} train / {len(Xv)} val patches in {time.time() - t0:.1f}s")
+    model = build_model(cfg.patch, cfg.width)
+    steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
+    lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
+                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+    (out / "config.json").write_text(cfg.to_json())
+    ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
+                                           save_best_only=True)
+    last = keras.callbacks.ModelCheckpoint(str(out / "last.keras"))
+    hist = model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
+                     batch_size=cfg.batch_size, shuffle=True, callbacks=[ckpt, last],
+                     verbose=verbose)
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    noisy_rmse = float(np.sqrt(np.mean((Xv - Yv) ** 2)))
+    history["noisy_val_rmse"] = noisy_rmse
+    history["seconds"] = time.time() - t0
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    best = keras.models.load_model(out / "model.keras")
+    return best, history
