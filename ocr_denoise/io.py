@@ -1,14 +1,89 @@
-"""Reading and writing page image files. The only module that touches the filesystem
-for images; everything it returns is a plain numpy array for ``normalize`` to check."""
+"""Reading and writing page image files. The only module that touches image files;
+everything it returns is a plain numpy array for ``normalize`` to check.
+
+Reading happens in two steps so a hostile or broken file costs almost nothing:
+
+1. ``open_image`` reads the file's bytes and parses only its header with Pillow
+   (size, page count and DPI of every page), for the five formats we accept:
+   PNG, JPEG, TIFF, BMP and WebP. A page whose header declares more pixels than
+   ``max_pixels`` is refused here, before anything is decoded or allocated: a
+   30-byte PNG can declare 100000 x 100000 pixels (10 GB decoded).
+2. ``SourceImage.read(i)`` decodes one page with OpenCV, exactly as stored
+   (uint8 or uint16; gray, BGR or BGRA), the same array ``cv2.imread(path,
+   cv2.IMREAD_UNCHANGED)`` gives, so files and arrays denoise identically.
+
+Writing is atomic: every output goes to a temporary name in the destination
+folder (``.NAME.PID.RANDOM.tmp``), is flushed to disk and only then renamed
+over the final name, so a crash, a full disk or Ctrl-C never leaves a partial
+file under the final name. ``remove_stale_temps`` cleans the temporaries of
+processes that were killed before they could do it themselves.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import stat
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
+
+#: Default pixel limit per page: an A3 page at 1200 DPI is 280 Mpx, A4 at 1200 DPI
+#: 140 Mpx, A4 at 600 DPI 35 Mpx. Raise it with ``max_pixels`` / ``--max-pixels``.
+DEFAULT_MAX_PIXELS = 200_000_000
+
+#: Formats we read (Pillow's names) and the file extensions a folder scan picks up.
+READ_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
+INPUT_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp",
+                              ".webp"})
+
+#: Extension (lower case) -> Pillow format and save options for what we write.
+_WRITE_FORMATS: dict[str, tuple[str, dict]] = {
+    ".png": ("PNG", {}),
+    ".tif": ("TIFF", {"compression": "tiff_adobe_deflate"}),
+    ".tiff": ("TIFF", {"compression": "tiff_adobe_deflate"}),
+    # Text is hurt by JPEG artefacts; 95 keeps strokes clean at a moderate size.
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".bmp": ("BMP", {}),
+    ".webp": ("WEBP", {"lossless": True}),
+}
+
+#: Extensions ``write_image`` accepts.
+WRITE_EXTENSIONS = frozenset(_WRITE_FORMATS)
+
+Dpi = tuple[float, float]
+
+_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as a page image.
+
+    ``path`` is the file, ``reason`` what is wrong with it; ``str(e)`` is
+    ``"PATH: REASON"``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep both fields across processes (multiprocessing)
+        return (type(self), (self.path, self.reason))
+
+
+class ImageTooLargeError(ImageReadError):
+    """A page's header declares more pixels than the limit; nothing was decoded."""
+
+
+# -- reading ---------------------------------------------------------------------
 
 
 def _default_file_mode() -> int:
@@ -18,45 +93,373 @@ def _default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-class ImageReadError(ValueError):
-    """A file could not be read as a page image; the message names the file."""
+def _clean_dpi(dpi: object) -> Dpi | None:
+    """Pillow's ``info["dpi"]`` as two positive floats, or None if absent or bogus."""
+    try:
+        x, y = (float(v) for v in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(x) and np.isfinite(y) and x > 0 and y > 0):
+        return None
+    return (x, y)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as uint8/uint16, gray/BGR/BGRA, exactly as stored."""
+def _parse_header(path: Path, data: bytes) -> tuple[str, list[tuple[int, int]], list[Dpi | None]]:
+    """Format name, (width, height) and DPI of every page, from headers only.
+
+    Calls the Pillow plugin of each accepted format directly rather than
+    ``Image.open``: that parses the same header but skips Pillow's own global
+    decompression-bomb limit (178 Mpx, a process-wide setting), because
+    ``open_image`` applies its own, per-call limit.
+    """
+    from PIL import Image
+
+    Image.init()
+    prefix = data[:16]
+    for fmt in READ_FORMATS:
+        entry = Image.OPEN.get(fmt)
+        if entry is None:  # pragma: no cover - Pillow built without this format
+            continue
+        factory, accept = entry
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            with warnings.catch_warnings():  # e.g. "Corrupt EXIF": not our concern
+                warnings.simplefilter("ignore")
+                im = factory(io.BytesIO(data), str(path))
+            sizes: list[tuple[int, int]] = []
+            dpis: list[Dpi | None] = []
+            n = int(getattr(im, "n_frames", 1) or 1) if fmt == "TIFF" else 1
+            for i in range(n):
+                if i:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        im.seek(i)  # reads the next TIFF directory, not its pixels
+                sizes.append((int(im.size[0]), int(im.size[1])))
+                dpi = im.info.get("dpi")
+                if fmt == "TIFF" and 282 not in getattr(im, "tag_v2", {}):
+                    dpi = None  # no XResolution tag: Pillow reports a made-up (1, 1)
+                dpis.append(_clean_dpi(dpi))
+            return fmt, sizes, dpis
+        except Exception as e:  # any parse failure means a broken header
+            raise ImageReadError(
+                path, f"not a readable image (broken {fmt} header: {e})"
+            ) from e
+    raise ImageReadError(
+        path, "not a readable image (unsupported format or not an image; "
+        "expected PNG, JPEG, TIFF, BMP or WebP)"
+    )
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """An image file whose headers have been checked; pages are decoded on demand.
+
+    ``sizes[i]`` is page i's (width, height) and ``dpi[i]`` its resolution in dots
+    per inch as (x, y), or None when the file does not say. Holds the file's
+    bytes (not its decoded pixels) in memory.
+    """
+
+    path: Path
+    format: str
+    sizes: tuple[tuple[int, int], ...]
+    dpi: tuple[Dpi | None, ...]
+    data: bytes
+
+    @property
+    def pages(self) -> int:
+        return len(self.sizes)
+
+    def read(self, index: int = 0) -> np.ndarray:
+        """Decode page ``index``: H x W (gray), H x W x 3 (BGR) or H x W x 4 (BGRA),
+        uint8 or uint16 (float for float TIFFs), exactly as stored."""
+        if not 0 <= index < self.pages:
+            raise IndexError(f"{self.path}: page {index} of {self.pages}")
+        buf = np.frombuffer(self.data, np.uint8)
+        try:
+            if self.pages == 1:
+                img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            else:
+                ok, mats = cv2.imdecodemulti(buf, cv2.IMREAD_UNCHANGED,
+                                             range=(index, index + 1))
+                img = mats[0] if ok and len(mats) == 1 else None
+        except cv2.error as e:
+            raise ImageReadError(self.path, f"cannot decode image: {e}") from e
+        if img is None:
+            where = f"page {index + 1} of {self.pages}: " if self.pages > 1 else ""
+            raise ImageReadError(
+                self.path, f"{where}not a readable image (corrupt, truncated or "
+                "unsupported encoding)"
+            )
+        w, h = self.sizes[index]
+        if img.shape[:2] != (h, w):
+            raise ImageReadError(
+                self.path, f"decoded page is {img.shape[1]}x{img.shape[0]} but the "
+                f"header says {w}x{h}; the file is inconsistent"
+            )
+        return img
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Every page in order, decoded one at a time."""
+        for i in range(self.pages):
+            yield self.read(i)
+
+
+def open_image(path: str | os.PathLike[str], *,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SourceImage:
+    """Read a file's bytes and check its headers; decode nothing.
+
+    Raises ``ImageReadError`` naming the file when it cannot be read, is empty,
+    is not a PNG/JPEG/TIFF/BMP/WebP image or has a broken header, and
+    ``ImageTooLargeError`` when a page declares more than ``max_pixels`` pixels
+    (``None`` disables the check; OpenCV still refuses pages over 2**30 pixels).
+    """
     p = Path(path)
     try:
+        mode = p.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageReadError(p, "is a directory, not an image file")
+        if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+            raise ImageReadError(p, "not a regular file")
         data = p.read_bytes()
+    except FileNotFoundError as e:
+        kind = "dangling symbolic link" if p.is_symlink() else "no such file"
+        raise ImageReadError(p, f"cannot read file: {kind}") from e
     except OSError as e:
-        raise ImageReadError(f"{p}: cannot read file: {e.strerror or e}") from e
+        raise ImageReadError(p, f"cannot read file: {e.strerror or e}") from e
     if not data:
-        raise ImageReadError(f"{p}: file is empty (0 bytes)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{p}: not a readable image (corrupt, truncated or unsupported format)")
-    return img
+        raise ImageReadError(p, "file is empty (0 bytes)")
+    fmt, sizes, dpis = _parse_header(p, data)
+    if max_pixels is not None:
+        for i, (w, h) in enumerate(sizes):
+            if w * h > max_pixels:
+                where = f"page {i + 1} of {len(sizes)} " if len(sizes) > 1 else ""
+                raise ImageTooLargeError(
+                    p, f"{where}declares {w}x{h} = {w * h:,} pixels, more than the limit "
+                    f"of {max_pixels:,}; refused before decoding (a decompression bomb "
+                    "would exhaust memory). If the page is genuine, raise the limit "
+                    "with --max-pixels N (Python: max_pixels=N)"
+                )
+    return SourceImage(p, fmt, tuple(sizes), tuple(dpis), data)
 
 
-def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
-    """Write ``img`` to ``path`` atomically: a temporary file in the same folder,
-    flushed, then renamed, so no partial file ever carries the final name."""
-    p = Path(path)
-    ext = p.suffix or ".png"
-    ok, buf = cv2.imencode(ext, img)
-    if not ok:
-        raise ValueError(f"{p}: cannot encode image as {ext}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+def read_image(path: str | os.PathLike[str], *,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read the first page of an image file as uint8/uint16, gray/BGR/BGRA, exactly
+    as stored; see ``open_image`` for the checks and errors."""
+    return open_image(path, max_pixels=max_pixels).read(0)
+
+
+# -- writing ---------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Create ``path`` through a temporary file in its folder: ``write(f)`` fills
+    the file, which is flushed, fsynced, given ordinary permissions and renamed
+    over ``path``. On any error (or KeyboardInterrupt) the temporary is removed
+    and ``path`` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, p)
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _format_for(path: Path) -> tuple[str, dict]:
+    try:
+        return _WRITE_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(
+            f"{path}: cannot write images with extension {path.suffix!r}; use one of "
+            f"{', '.join(sorted(_WRITE_FORMATS))}"
+        ) from None
+
+
+def _to_pil(img: np.ndarray):
+    """uint8 gray / BGR / BGRA numpy -> Pillow image (RGB order), or None if the
+    array is of another kind (left to OpenCV)."""
+    from PIL import Image
+
+    if img.dtype != np.uint8:
+        return None
+    if img.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(img), "L")
+    if img.ndim == 3 and img.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(img[..., ::-1]), "RGB")
+    if img.ndim == 3 and img.shape[2] == 4:
+        return Image.fromarray(np.ascontiguousarray(img[..., [2, 1, 0, 3]]), "RGBA")
+    return None
+
+
+def _save_kwargs(options: dict, dpi: Dpi | None) -> dict:
+    kw = dict(options)
+    if dpi is not None:
+        kw["dpi"] = dpi
+    return kw
+
+
+def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
+                dpi: Dpi | None = None) -> None:
+    """Write one page atomically; the format follows the extension (.png, .tif/.tiff,
+    .jpg/.jpeg, .bmp, .webp).
+
+    ``img``: H x W uint8 gray (what ``denoise_page`` returns), or H x W x 3 BGR /
+    H x W x 4 BGRA uint8; other arrays (e.g. uint16) are encoded by OpenCV, which
+    cannot record a DPI. ``dpi``: (x, y) dots per inch to record in the file
+    (tesseract and OCRmyPDF read it), or None to record none.
+    """
+    p = Path(path)
+    fmt, options = _format_for(p)
+    pil = _to_pil(img)
+    if pil is not None:
+        def write(f: BinaryIO) -> None:
+            pil.save(f, format=fmt, **_save_kwargs(options, dpi))
+    else:
+        ok, buf = cv2.imencode(p.suffix.lower(), img)
+        if not ok:
+            raise ValueError(f"{p}: cannot encode a {img.dtype} array of shape "
+                             f"{img.shape} as {p.suffix}")
+
+        def write(f: BinaryIO) -> None:
+            f.write(buf.tobytes())
+    _atomic_write(p, write)
+
+
+class TiffPagesWriter:
+    """Write a multi-page TIFF one page at a time, atomically.
+
+    ``with TiffPagesWriter(path) as w: w.add(page, dpi=...)`` appends each page
+    (uint8 arrays as for ``write_image``) to a temporary file as it comes, so
+    only one page is in memory; the file appears under ``path`` when the block
+    ends without error, and never otherwise.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        fmt, self._options = _format_for(self.path)
+        if fmt != "TIFF":
+            raise ValueError(f"{self.path}: several pages can only be written to a "
+                             ".tif/.tiff file")
+        self._tmp = ""
+        self._file: BinaryIO | None = None
+        self._writer = None
+        self.count = 0
+
+    def add(self, img: np.ndarray, *, dpi: Dpi | None = None) -> None:
+        pil = _to_pil(img)
+        if pil is None:
+            raise ValueError(f"{self.path}: multi-page TIFF pages must be uint8 gray, "
+                             f"BGR or BGRA, got {img.dtype} {img.shape}")
+        assert self._writer is not None, "use TiffPagesWriter as a context manager"
+        pil.save(self._writer, format="TIFF", **_save_kwargs(self._options, dpi))
+        self._writer.newFrame()
+        self.count += 1
+
+    def __enter__(self) -> "TiffPagesWriter":
+        from PIL import TiffImagePlugin
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.",
+                                         suffix=".tmp", dir=self.path.parent)
+        try:
+            self._file = os.fdopen(fd, "w+b")
+            self._writer = TiffImagePlugin.AppendingTiffWriter(self._file)
+            self._writer.__enter__()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.count == 0:
+            self._abort()
+            if exc_type is None:
+                raise ValueError(f"{self.path}: no pages were added")
+            return
+        try:
+            assert self._writer is not None and self._file is not None
+            self._writer.__exit__(None, None, None)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.chmod(self._tmp, _default_file_mode())
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+
+
+def write_pages(path: str | os.PathLike[str], pages: Sequence[np.ndarray], *,
+                dpi: Sequence[Dpi | None] | None = None) -> None:
+    """Write ``pages`` (uint8 arrays) as one multi-page TIFF, atomically.
+    ``dpi[i]`` is recorded for page i when given."""
+    with TiffPagesWriter(path) as w:
+        for i, page in enumerate(pages):
+            w.add(page, dpi=dpi[i] if dpi is not None else None)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically (same rules as images)."""
+    data = text.encode("utf-8")
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files this module left in ``folder`` when its process
+    was killed (SIGKILL, power loss) between creating and renaming them.
+
+    Only names of the form ``.NAME.PID.RANDOM.tmp`` whose PID is not a running
+    process are removed, so another run writing into the same folder keeps its
+    files. Returns the paths removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
