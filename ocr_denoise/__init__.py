@@ -2,6 +2,8 @@
 
 from ._version import __version__
 from .api import denoise_page, get_denoiser
-from .session import Denoiser, ProviderError
+from .model import ModelError, ModelNotFoundError
+from .session import Denoiser, InferenceError, ProviderError
 
-__all__ = ["Denoiser", "ProviderError", "__version__", "denoise_page", "get_denoiser"]
+__all__ = ["Denoiser", "InferenceError", "ModelError", "ModelNotFoundError", "ProviderError",
+           "__version__", "denoise_page", "get_denoiser"]

@@ -1,18 +1,254 @@
-"""Where the shipped model lives and what its metadata says.
+"""The model file: where the shipped one lives, its checksum, and what a model must look like.
 
 The ONNX file ships inside the package (``ocr_denoise/models/denoiser.onnx``) so a
 wheel installed into a fresh environment works with no checkout around it.
 ``exported/denoiser.onnx`` in the repository is a link to the same file.
+
+Next to a model may sit ``<model>.sha256`` (``sha256sum`` format), written by
+``write_checksum`` at the end of every export. When it exists the model's bytes
+must match it, so a truncated download, a half-copied file or a model replaced
+without re-export is refused before onnxruntime ever parses it.
+
+Everything here is about the file and its declared interface; building and
+running the onnxruntime session is ``session.py``'s job.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "denoiser.onnx"
+CHECKSUM_SUFFIX = ".sha256"
+#: protobuf cannot hold a message over 2 GiB, so no larger file is an ONNX model
+#: we could load from bytes; refusing it up front avoids reading gigabytes.
+MAX_MODEL_BYTES = 2**31 - 1
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_LAYOUTS = ("NHWC", "NCHW")
+
+
+class ModelError(ValueError):
+    """A model file is missing, unreadable, damaged or does not fit the denoiser.
+
+    The message always names the file and what is wrong with it.
+    """
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """The model path does not exist (also a ``FileNotFoundError``)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the denoiser needs to know about a model's interface.
+
+    ``patch`` is the side of the square patches it reads; ``layout`` is
+    ``"NHWC"`` for (N, P, P, 1) tensors or ``"NCHW"`` for (N, 1, P, P).
+    """
+
+    patch: int
+    layout: str
+
+    def shape(self, n: int) -> tuple[int, int, int, int]:
+        """The 4-D tensor shape of a batch of ``n`` patches in this layout."""
+        p = self.patch
+        return (n, p, p, 1) if self.layout == "NHWC" else (n, 1, p, p)
 
 
 def default_model_path() -> Path:
     """Filesystem path of the model shipped with the package."""
     return Path(str(resources.files("ocr_denoise") / "models" / DEFAULT_MODEL_NAME))
+
+
+def is_default_model(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is (a link to) the shipped model."""
+    try:
+        return Path(path).resolve() == default_model_path().resolve()
+    except OSError:
+        return False
+
+
+def checksum_path(model_path: str | os.PathLike[str]) -> Path:
+    """``<model>.sha256`` beside the real file (links such as exported/ are followed)."""
+    real = Path(model_path).resolve()
+    return real.with_name(real.name + CHECKSUM_SUFFIX)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_checksum(model_path: str | os.PathLike[str]) -> Path:
+    """Write ``<model>.sha256`` for the model file as it is now; returns its path.
+
+    The line is in ``sha256sum`` format (``<hex>  <file name>``) so
+    ``sha256sum -c denoiser.onnx.sha256`` also works from the model's folder. The
+    file is replaced atomically, so a reader never sees half a checksum. Call it
+    after every (re-)export: a model whose bytes differ from its checksum file is
+    refused at load time.
+    """
+    real = Path(model_path).resolve()
+    digest = sha256_hex(real.read_bytes())
+    target = checksum_path(real)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".checksum.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"{digest}  {real.name}\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; this is package data everyone reads
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def expected_checksum(model_path: str | os.PathLike[str]) -> str | None:
+    """The SHA-256 recorded in ``<model>.sha256``, or ``None`` if there is no such file.
+
+    Raises ``ModelError`` if the checksum file exists but does not hold a 64-digit
+    hex digest (a damaged checksum must not pass as "no checksum").
+    """
+    target = checksum_path(model_path)
+    try:
+        text = target.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ModelError(f"{target}: cannot read checksum file: {e.strerror or e}") from e
+    token = text.split()[0] if text.split() else ""
+    if not _HEX64.fullmatch(token):
+        raise ModelError(
+            f"{target}: malformed checksum file; expected a 64-digit hex SHA-256, "
+            f"got {token[:80]!r}"
+        )
+    return token.lower()
+
+
+def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Read a model file and check it against its ``.sha256`` file if it has one.
+
+    Returns the bytes onnxruntime should load, so what was verified is exactly
+    what runs. Raises ``ModelNotFoundError`` for a missing path and
+    ``ModelError`` for anything that is not a regular, readable, non-empty file
+    under 2 GiB, or whose SHA-256 differs from its checksum file. The shipped
+    model is expected to have a checksum file; if it has none (an install that
+    left it out) a warning is logged and the model is loaded unverified.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{p}: model file not found") from None
+    except OSError as e:
+        raise ModelError(f"{p}: cannot access model file: {e.strerror or e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ModelError(f"{p}: model path is {kind}; expected an .onnx file")
+    if st.st_size == 0:
+        raise ModelError(f"{p}: model file is empty (0 bytes)")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise ModelError(
+            f"{p}: model file is {st.st_size} bytes, over the 2 GiB an ONNX protobuf "
+            "can hold; this is not a denoiser model"
+        )
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read model file: {e.strerror or e}") from e
+    want = expected_checksum(p)
+    if want is None:
+        if is_default_model(p):
+            logger.warning("%s: no checksum file %s; loading the shipped model unverified",
+                           p, checksum_path(p).name)
+    else:
+        got = sha256_hex(data)
+        if got != want:
+            raise ModelError(
+                f"{p}: SHA-256 {got} does not match {checksum_path(p).name} ({want}); "
+                "the model file is damaged or was replaced without re-export"
+            )
+    return data
+
+
+def _dims(shape: Sequence[Any]) -> list[int | None]:
+    """onnxruntime shape -> list of ints, None for symbolic/unknown dimensions."""
+    return [d if isinstance(d, int) and d >= 0 else None for d in shape]
+
+
+def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
+                    outputs: Sequence[Any], metadata: Mapping[str, str]) -> ModelSpec:
+    """Check a model's declared inputs, outputs and metadata fit the denoiser.
+
+    ``inputs``/``outputs`` are onnxruntime ``NodeArg``s (``.name``, ``.shape``,
+    ``.type``); ``metadata`` is the model's custom metadata map. A denoiser has
+    one float32 input of shape (N, P, P, 1) or (N, 1, P, P) with a dynamic batch
+    N and a fixed square P >= 2, and one float32 output of the same shape. If
+    the metadata records ``patch_size`` or ``layout`` they must agree with the
+    input. Returns the patch size and layout; raises ``ModelError`` naming the
+    path and the mismatch otherwise.
+    """
+    def bad(problem: str) -> ModelError:
+        return ModelError(f"{path}: {problem}")
+
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise bad(f"model has {len(inputs)} inputs and {len(outputs)} outputs; "
+                  "expected exactly 1 input and 1 output")
+    inp, out = inputs[0], outputs[0]
+    for role, arg in (("input", inp), ("output", out)):
+        if arg.type != "tensor(float)":
+            raise bad(f"{role} {arg.name!r} is {arg.type}; expected tensor(float)")
+    shape = _dims(inp.shape)
+    if len(shape) != 4:
+        raise bad(f"input {inp.name!r} has shape {list(inp.shape)} ({len(shape)}-D); "
+                  "expected 4-D (N, P, P, 1) or (N, 1, P, P)")
+    if shape[0] is not None:
+        raise bad(f"input {inp.name!r} has a fixed batch size {shape[0]}; expected a "
+                  "dynamic batch dimension")
+    if shape[3] == 1 and shape[1] != 1:
+        layout, (h, w), c = "NHWC", shape[1:3], shape[3]
+    elif shape[1] == 1:
+        layout, (h, w), c = "NCHW", shape[2:4], shape[1]
+    else:
+        raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; expected one gray "
+                  "channel, (N, P, P, 1) or (N, 1, P, P)")
+    if h is None or w is None:
+        raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; the patch height "
+                  "and width must be fixed numbers")
+    if h != w:
+        raise bad(f"input {inp.name!r} has non-square {h}x{w} patches; expected P x P")
+    if h < 2:
+        raise bad(f"input {inp.name!r} has {h}x{w} patches; expected P >= 2")
+    spec = ModelSpec(patch=h, layout=layout)
+    want = list(spec.shape(0))[1:]
+    oshape = _dims(out.shape)
+    if len(oshape) != 4 or any(o is not None and o != e for o, e in zip(oshape[1:], want)):
+        raise bad(f"output {out.name!r} has shape {list(out.shape)}; expected the input's "
+                  f"shape {['N', *want]}")
+    meta_patch = metadata.get("patch_size")
+    if meta_patch is not None and meta_patch.strip() != str(spec.patch):
+        raise bad(f"metadata patch_size={meta_patch!r} but the input takes "
+                  f"{spec.patch}x{spec.patch} patches")
+    meta_layout = metadata.get("layout")
+    if meta_layout is not None and meta_layout.strip().upper() != spec.layout:
+        raise bad(f"metadata layout={meta_layout!r} but the input shape "
+                  f"{list(inp.shape)} is {spec.layout}")
+    return spec
+
+
+__all__ = [
+    "CHECKSUM_SUFFIX", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES", "ModelError",
+    "ModelNotFoundError", "ModelSpec", "check_interface", "checksum_path",
+    "default_model_path", "expected_checksum", "is_default_model", "read_model_bytes",
+    "sha256_hex", "write_checksum",
+]

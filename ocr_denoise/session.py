@@ -1,10 +1,18 @@
 """``Denoiser``: the one owner of an onnxruntime session.
 
-It knows about providers, batches and the model's patch shape; it knows nothing
-about files. The session is built lazily on first use under a lock, shared by
-every thread that uses the ``Denoiser`` (``InferenceSession.run`` is thread-safe),
-and never pickled: a ``Denoiser`` sent to another process (multiprocessing, Dask)
-travels as its settings and builds its own session there.
+It knows about providers, batches and the model's patch shape; of files it knows
+only the model path, which ``model.py`` reads and verifies. The session is built
+when the ``Denoiser`` is created, so a missing, damaged or ill-fitting model or
+an unavailable device fails there, with a ``ModelError`` or ``ProviderError``,
+and not on the first page of an unattended run. One session is shared by every
+thread that uses the ``Denoiser`` (``InferenceSession.run`` is thread-safe).
+
+Processes. A session is never pickled: a ``Denoiser`` sent to another process
+(multiprocessing 'spawn', Dask) travels as its settings and builds its own
+session there on first use. A ``Denoiser`` inherited through ``fork`` notices
+that ``os.getpid()`` changed and builds a fresh session in the child, because
+onnxruntime sessions (their thread pools and arenas) are not fork-safe; its
+lock is replaced after fork too, in case another thread held it at that moment.
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
 
-from .model import default_model_path
+from .model import ModelError, ModelSpec, check_interface, default_model_path, read_model_bytes
 from .normalize import check_page, to_gray_float, to_uint8
 from .tiling import TileGrid, apply_tiled
 
@@ -31,6 +41,11 @@ Device = Union[str, Sequence[str]]
 
 class ProviderError(RuntimeError):
     """An explicitly requested execution provider cannot be used."""
+
+
+class InferenceError(RuntimeError):
+    """onnxruntime failed while running a batch, or the model returned garbage
+    (wrong shape, NaN or infinity) for it. The message names the model."""
 
 
 def resolve_providers(device: Device, available: Sequence[str]) -> tuple[str, ...]:
@@ -57,7 +72,8 @@ def resolve_providers(device: Device, available: Sequence[str]) -> tuple[str, ..
                 )
             return (CUDA, CPU)
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
-    providers = tuple(device)
+    providers = device_key(device)
+    assert isinstance(providers, tuple)
     missing = [p for p in providers if p not in available]
     if missing:
         raise ProviderError(
@@ -67,14 +83,72 @@ def resolve_providers(device: Device, available: Sequence[str]) -> tuple[str, ..
     return providers
 
 
+def device_key(device: object) -> str | tuple[str, ...]:
+    """``device`` in a hashable form (a str, or a tuple of provider names).
+
+    Raises ``TypeError`` naming what was given unless ``device`` is a str or a
+    non-empty sequence of str.
+    """
+    if isinstance(device, str):
+        return device
+    if (isinstance(device, Sequence) and len(device) > 0
+            and all(isinstance(p, str) for p in device)):
+        return tuple(device)
+    raise TypeError(
+        "device must be 'auto', 'cpu', 'cuda' or a non-empty list of onnxruntime "
+        f"provider names, got {device!r}"
+    )
+
+
+def _positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A built session and what was learnt while building it, published as one
+    object so a thread never sees half of a (re)build."""
+
+    session: Any
+    input_name: str
+    spec: ModelSpec
+    providers: tuple[str, ...]
+    metadata: dict[str, str]
+    pid: int
+
+
+#: Every live Denoiser, so the at-fork hook can give each a fresh lock.
+_instances: weakref.WeakSet[Denoiser] = weakref.WeakSet()
+#: Sessions inherited through fork. Never used, and deliberately never freed in
+#: the child: their destructors would join thread-pool threads that do not exist
+#: here. Their pages are shared copy-on-write with the parent, so this costs little.
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for d in list(_instances):
+        d._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Denoiser:
-    """Denoise pages with one lazily built onnxruntime session.
+    """Denoise pages with one onnxruntime session, built and checked on creation.
 
     Parameters
     ----------
     model:
         Path of an ONNX model taking (N, P, P, 1) or (N, 1, P, P) float32 in [0, 1]
-        (white = 1) and returning the same shape. Default: the shipped model.
+        (white = 1), N dynamic, and returning the same shape. Default: the
+        shipped model, whose SHA-256 is checked against ``denoiser.onnx.sha256``.
+        Any model with a ``<model>.sha256`` beside it is checked the same way.
     device:
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, or a list
         of onnxruntime provider names.
@@ -85,6 +159,11 @@ class Denoiser:
         Pixels by which neighbouring patches overlap and are blended (0..P/2).
     threads:
         onnxruntime intra-op threads; ``None`` lets onnxruntime use all cores.
+
+    Raises ``ModelError`` (a ``ValueError``; ``ModelNotFoundError`` is also a
+    ``FileNotFoundError``) if the model is missing, damaged or does not fit,
+    ``ProviderError`` if the requested device cannot be had, and
+    ``TypeError``/``ValueError`` for bad settings.
     """
 
     def __init__(
@@ -96,30 +175,35 @@ class Denoiser:
         overlap: int = 6,
         threads: int | None = None,
     ) -> None:
+        if model is not None and not isinstance(model, (str, os.PathLike)):
+            raise TypeError(f"model must be a path (str or os.PathLike) or None, "
+                            f"got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
         self.device = device
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
+            raise TypeError(f"overlap must be an int, got {type(overlap).__name__} {overlap!r}")
         self.overlap = int(overlap)
-        self.threads = threads
+        self.threads = None if threads is None else _positive_int("threads", threads)
         self._lock = threading.Lock()
-        self._session: Any = None
-        self._input_name = ""
-        self._input_shape: tuple[int, ...] = ()
-        self.providers: tuple[str, ...] = ()
-        self.metadata: dict[str, str] = {}
+        self._loaded: _Loaded | None = None
+        _instances.add(self)
+        patch = self._ensure_session().spec.patch
+        if not 0 <= self.overlap <= patch // 2:
+            raise ValueError(f"overlap must be in [0, {patch // 2}] for the model's "
+                             f"{patch}x{patch} patches, got {self.overlap}")
 
     # -- pickling: settings travel, the session never does ---------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_session"] = None
+        state["_loaded"] = None
         state["_lock"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -128,26 +212,38 @@ class Denoiser:
         )
 
     # -- session ---------------------------------------------------------------
-    def _ensure_session(self) -> Any:
-        session = self._session
-        if session is not None:
-            return session
+    def _ensure_session(self) -> _Loaded:
+        loaded = self._loaded
+        if loaded is not None and loaded.pid == os.getpid():
+            return loaded
         with self._lock:
-            if self._session is None:
-                self._session = self._build_session()
-            return self._session
+            loaded = self._loaded
+            if loaded is not None and loaded.pid != os.getpid():
+                logger.debug("rebuilding the onnxruntime session after fork (pid %d -> %d)",
+                             loaded.pid, os.getpid())
+                _inherited.append(loaded.session)
+                loaded = None
+            if loaded is None:
+                loaded = self._loaded = self._build_session()
+            return loaded
 
-    def _build_session(self) -> Any:
+    def _build_session(self) -> _Loaded:
         import onnxruntime as ort
 
+        path = self.model_path
         wanted = resolve_providers(self.device, ort.get_available_providers())
-        if not self.model_path.is_file():
-            raise FileNotFoundError(f"model file not found: {self.model_path}")
+        data = read_model_bytes(path)  # ModelError unless present, sane and checksum-clean
         opts = ort.SessionOptions()
         if self.threads is not None:
-            opts.intra_op_num_threads = int(self.threads)
+            opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(self.model_path), opts, providers=list(wanted))
+        try:
+            session = ort.InferenceSession(data, opts, providers=list(wanted))
+        except MemoryError:
+            raise
+        except Exception as e:  # onnxruntime's errors derive from Exception only
+            raise ModelError(f"{path}: onnxruntime cannot load it as an ONNX model: "
+                             f"{_first_line(e)}") from e
         got = tuple(session.get_providers())
         if wanted[0] not in got:
             # onnxruntime falls back silently (e.g. CUDA libraries missing): say so.
@@ -162,49 +258,83 @@ class Denoiser:
                     f"created the session on {list(got)} (are the CUDA/cuDNN libraries "
                     "installed?)"
                 )
-        logger.info("onnxruntime session for %s on %s", self.model_path, got)
-        inp = session.get_inputs()[0]
-        self._input_name = inp.name
-        self._input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
-        self.providers = got
-        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
-        return session
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        spec = check_interface(path, session.get_inputs(), session.get_outputs(), metadata)
+        input_name = session.get_inputs()[0].name
+        _probe(session, input_name, spec, path)
+        logger.info("onnxruntime session for %s on %s", path, got)
+        return _Loaded(session, input_name, spec, got, metadata, os.getpid())
 
     @property
     def patch_size(self) -> int:
         """Side of the square patches the model reads (from its input shape)."""
-        self._ensure_session()
-        return int(self._input_shape[2])
+        return self._ensure_session().spec.patch
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The execution providers onnxruntime really gave the session."""
+        return self._ensure_session().providers
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The model's ONNX custom metadata (patch size, training settings, ...)."""
+        return dict(self._ensure_session().metadata)
 
     # -- inference -------------------------------------------------------------
     def denoise_patches(self, patches: np.ndarray) -> np.ndarray:
-        """(N, P, P) float32 in [0, 1] -> (N, P, P) float32 in [0, 1].
+        """(N, P, P) float32 in [0, 1] -> (N, P, P) float32, N >= 0.
 
         Runs in batches of at most ``batch_size``; on CUDA, short batches are
-        padded to ``batch_size`` so the GPU sees one shape.
+        padded to ``batch_size`` so the GPU sees one shape. Raises
+        ``InferenceError`` if onnxruntime fails (e.g. out of memory: lower
+        ``batch_size``) or the model returns a wrong shape, NaN or infinity.
         """
-        session = self._ensure_session()
-        n, p = patches.shape[0], patches.shape[1]
-        shape4 = (1, p, p) if self._input_shape[1] == 1 else (p, p, 1)
-        pad_to_fixed = CUDA in self.providers
+        loaded = self._ensure_session()
+        p = loaded.spec.patch
+        if patches.ndim != 3 or patches.shape[1:] != (p, p):
+            raise ValueError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
+        n = patches.shape[0]
+        pad_to_fixed = CUDA in loaded.providers
         out = np.empty((n, p, p), dtype=np.float32)
         for b0 in range(0, n, self.batch_size):
             chunk = patches[b0 : b0 + self.batch_size]
             k = len(chunk)
-            x = np.ascontiguousarray(chunk, dtype=np.float32).reshape((k, *shape4))
+            x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(loaded.spec.shape(k))
             if pad_to_fixed and k < self.batch_size:
-                x = np.concatenate([x, np.ones((self.batch_size - k, *shape4), np.float32)])
-            y = session.run(None, {self._input_name: x})[0]
+                pad = np.ones(loaded.spec.shape(self.batch_size - k), np.float32)
+                x = np.concatenate([x, pad])
+            y = self._run(loaded, x)
             out[b0 : b0 + k] = y[:k].reshape(k, p, p)
         return out
+
+    def _run(self, loaded: _Loaded, x: np.ndarray) -> np.ndarray:
+        try:
+            y = loaded.session.run(None, {loaded.input_name: x})[0]
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise InferenceError(
+                f"{self.model_path}: onnxruntime failed on a batch of {len(x)} patches "
+                f"({_first_line(e)}); if it ran out of memory, lower batch_size "
+                f"(now {self.batch_size})"
+            ) from e
+        if y.shape != x.shape:
+            raise InferenceError(f"{self.model_path}: model returned shape {y.shape} for "
+                                 f"input {x.shape}; expected the same shape")
+        if not np.isfinite(y).all():
+            bad = int(np.count_nonzero(~np.isfinite(y)))
+            raise InferenceError(f"{self.model_path}: model returned {bad} NaN or infinite "
+                                 f"values for a batch of {len(x)} patches")
+        return y
 
     def denoise(self, img: np.ndarray) -> np.ndarray:
         """Denoise a page array; returns an H x W uint8 page (white = 255).
 
         ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
-        white); uint8, uint16 or float in [0, 1]; any size from 1 x 1. The page is
-        converted, tiled, denoised and stitched one band at a time, so memory
-        beyond the input and output stays bounded by ``batch_size``.
+        white); uint8, uint16 or float in [0, 1]; any size from 1 x 1; any memory
+        layout, read-only is fine. It is never modified. The page is converted,
+        tiled, denoised and stitched one band at a time, so memory beyond the
+        input and output stays bounded by ``batch_size`` and the page width.
         """
         spec = check_page(img)
         grid = TileGrid(spec.height, spec.width, self.patch_size, self.overlap)
@@ -218,3 +348,28 @@ class Denoiser:
 
         apply_tiled(source, sink, grid, self.denoise_patches, batch_size=self.batch_size)
         return out
+
+
+def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:
+    """Run a white and a black patch through a new session; ``ModelError`` unless
+    the model returns finite values of the input's shape for a batch of 2 (which
+    also proves the batch dimension really is dynamic)."""
+    x = np.ones(spec.shape(2), np.float32)
+    x[1] = 0.0
+    try:
+        y = session.run(None, {input_name: x})[0]
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise ModelError(f"{path}: fails on a probe batch of 2 patches: {_first_line(e)}") from e
+    y = np.asarray(y)
+    if y.shape != x.shape:
+        raise ModelError(f"{path}: returns shape {y.shape} for input {x.shape}; expected "
+                         "the same shape")
+    if not np.isfinite(y).all():
+        raise ModelError(f"{path}: returns NaN or infinite values for a white or black patch")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:500] if text else type(e).__name__

@@ -63,3 +63,48 @@ def text_page(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarra
             page[y + 8 : y + 10, x : x + cw] = 0.05
             x += cw + int(rng.integers(3, 7))
     return page
+
+
+def make_onnx_graph_model(path: Path, nodes: list, in_shape: list, out_shape: list, *,
+                          initializers: tuple = (), metadata: dict | None = None,
+                          in_type: int | None = None, out_type: int | None = None,
+                          extra_inputs: tuple = (), check: bool = True) -> Path:
+    """Write a real ONNX model with graph input 'x' and output 'y' of the given shapes.
+
+    ``nodes`` are ``onnx.helper.make_node`` results wiring 'x' (plus any
+    ``extra_inputs`` names) to 'y'. For building models that load in
+    onnxruntime but do not fit the denoiser (wrong rank, channels, dtypes,
+    metadata...). ``check=False`` skips the ONNX checker for deliberately
+    invalid graphs.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    in_type = TensorProto.FLOAT if in_type is None else in_type
+    out_type = TensorProto.FLOAT if out_type is None else out_type
+    inputs = [helper.make_tensor_value_info("x", in_type, in_shape)]
+    inputs += [helper.make_tensor_value_info(n, in_type, in_shape) for n in extra_inputs]
+    y = helper.make_tensor_value_info("y", out_type, out_shape)
+    graph = helper.make_graph(nodes, "test", inputs, [y], initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        model.metadata_props.add(key=k, value=v)
+    if check:
+        onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def scalar(name: str, value: float):
+    """A float32 scalar ONNX initializer."""
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+
+
+def node(op: str, inputs: list, outputs: list, **attrs):
+    """Shorthand for ``onnx.helper.make_node``."""
+    from onnx import helper
+
+    return helper.make_node(op, inputs, outputs, **attrs)

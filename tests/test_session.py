@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import pickle
+import queue
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import make_onnx_model
-from ocr_denoise import Denoiser, ProviderError
+from conftest import REPO, make_onnx_model, text_page
+from ocr_denoise import Denoiser, InferenceError, ProviderError
 from ocr_denoise.session import CPU, CUDA, resolve_providers
 
 
@@ -32,10 +38,9 @@ def test_unknown_device_is_refused():
 
 
 @pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="machine has CUDA")
-def test_denoiser_asked_for_cuda_on_a_cpu_build_refuses(identity_model):
-    d = Denoiser(identity_model, device="cuda")
+def test_denoiser_asked_for_cuda_on_a_cpu_build_refuses_at_creation(identity_model):
     with pytest.raises(ProviderError):
-        d.denoise(np.zeros((5, 5), np.uint8))
+        Denoiser(identity_model, device="cuda")
 
 
 def test_session_reports_the_provider_it_really_got(identity_model):
@@ -61,14 +66,15 @@ def test_model_actually_runs(invert_model, rng):
 def test_pickle_carries_settings_not_the_session(identity_model):
     d = Denoiser(identity_model, device="cpu", batch_size=33, overlap=4)
     d.denoise(np.zeros((4, 4), np.uint8))
-    assert d._session is not None
+    assert d._loaded is not None
     d2 = pickle.loads(pickle.dumps(d))
-    assert d2._session is None and d2.batch_size == 33 and d2.overlap == 4
+    assert d2._loaded is None and d2.batch_size == 33 and d2.overlap == 4
     np.testing.assert_array_equal(d2.denoise(np.full((9, 9), 7, np.uint8)), 7)
 
 
 def test_session_built_once_under_concurrent_first_use(identity_model, monkeypatch):
-    d = Denoiser(identity_model, device="cpu")
+    # A Denoiser arriving in a worker (unpickled) builds its session on first use.
+    d = pickle.loads(pickle.dumps(Denoiser(identity_model, device="cpu")))
     calls = []
     real = d._build_session
     barrier = threading.Barrier(8)
@@ -93,8 +99,246 @@ def test_session_built_once_under_concurrent_first_use(identity_model, monkeypat
 
 def test_missing_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
-        Denoiser(tmp_path / "nope.onnx").denoise(np.zeros((2, 2), np.uint8))
+        Denoiser(tmp_path / "nope.onnx")
 
 
 def test_importing_adds_no_log_handlers():
     assert logging.getLogger("ocr_denoise.session").handlers == []
+
+
+# -- settings ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+    ({"batch_size": True}, TypeError, "batch_size must be an int"),
+    ({"batch_size": 2.5}, TypeError, "batch_size must be an int.*float"),
+    ({"overlap": 15}, ValueError, r"overlap must be in \[0, 14\].*got 15"),
+    ({"overlap": -1}, ValueError, "overlap"),
+    ({"overlap": "6"}, TypeError, "overlap must be an int.*str"),
+    ({"threads": 0}, ValueError, "threads must be >= 1"),
+    ({"device": None}, TypeError, "device must be.*got None"),
+    ({"device": []}, TypeError, "device must be"),
+    ({"device": ["NoSuchExecutionProvider"]}, ProviderError, "NoSuchExecutionProvider"),
+])
+def test_bad_settings_are_refused_at_creation_naming_the_setting(identity_model, kwargs,
+                                                                  exc, msg):
+    with pytest.raises(exc, match=msg):
+        Denoiser(identity_model, **kwargs)
+
+
+def test_model_argument_of_the_wrong_type_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="model must be a path.*int"):
+        Denoiser(3)  # type: ignore[arg-type]
+
+
+# -- runtime failures of the model --------------------------------------------------------
+
+def test_model_that_returns_infinity_at_run_time_raises_inference_error(tmp_path):
+    # log|x - 0.5| is finite for the white and black probe patches but -inf at 0.5.
+    from conftest import make_onnx_graph_model, node, scalar
+
+    path = make_onnx_graph_model(
+        tmp_path / "log.onnx",
+        [node("Sub", ["x", "half"], ["d"]), node("Abs", ["d"], ["a"]),
+         node("Log", ["a"], ["y"])],
+        ["N", 28, 28, 1], ["N", 28, 28, 1], initializers=[scalar("half", 0.5)])
+    d = Denoiser(path, device="cpu")  # passes the load-time probe
+    with pytest.raises(InferenceError, match=r"log\.onnx.*NaN or infinite"):
+        d.denoise(np.full((40, 40), 0.5, np.float32))
+
+
+def test_onnxruntime_out_of_memory_is_an_inference_error_not_a_crash(tmp_path):
+    """Allow onnxruntime only ~150 MB more address space than it has after loading,
+    then ask for 8192-patch batches (its arena alone wants ~2 GB): the process
+    must report an InferenceError (or MemoryError) and go on, not abort."""
+    script = textwrap.dedent("""
+        import resource, sys
+        import numpy as np
+        from ocr_denoise import Denoiser, InferenceError
+        d = Denoiser(device="cpu", batch_size=8192)
+        page = np.full((60, 8192 * 22 // 3), 200, np.uint8)
+        vm = [int(l.split()[1]) for l in open("/proc/self/status")
+              if l.startswith("VmSize")][0] * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 150 * 2**20,) * 2)
+        try:
+            d.denoise(page)
+            print("RESULT ok")
+        except InferenceError as e:
+            print("RESULT InferenceError", e)
+        except MemoryError as e:
+            print("RESULT MemoryError", e)
+        print("ALIVE")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ALIVE" in r.stdout
+    assert "RESULT InferenceError" in r.stdout or "RESULT MemoryError" in r.stdout, r.stdout
+    if "InferenceError" in r.stdout:
+        assert "lower batch_size (now 8192)" in r.stdout
+
+
+# -- threads, processes, determinism -----------------------------------------------------
+
+def _pages(n: int, seed: int = 7) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pages = []
+    for i in range(n):
+        g = text_page(rng, 50 + 13 * i, 70 + 17 * i)
+        noisy = np.clip(g + 0.2 * rng.standard_normal(g.shape), 0, 1)
+        pages.append((noisy * 255).round().astype(np.uint8))
+    return pages
+
+
+def test_one_denoiser_from_8_threads_gives_the_bytes_of_sequential_use():
+    d = Denoiser(device="cpu", batch_size=16)  # small batches: many interleaved runs
+    pages = _pages(8)
+    sequential = [d.denoise(p).tobytes() for p in pages]
+    barrier = threading.Barrier(8)
+    results: dict[tuple[int, int], bytes] = {}
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            barrier.wait()
+            for rep in range(3):
+                i = (t + rep) % len(pages)  # every thread runs different pages at once
+                results[(t, rep)] = d.denoise(pages[i]).tobytes()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 24
+    for (t, rep), got in results.items():
+        assert got == sequential[(t + rep) % len(pages)], (t, rep)
+
+
+def test_creating_denoisers_from_8_threads_at_once_works(identity_model):
+    barrier = threading.Barrier(8)
+    outs: list[np.ndarray] = []
+    errors: list[BaseException] = []
+    page = np.arange(30 * 41, dtype=np.uint16).reshape(30, 41) * 50
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            outs.append(Denoiser(identity_model, device="cpu").denoise(page))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(outs) == 8 and all(np.array_equal(o, outs[0]) for o in outs)
+
+
+_inherited_denoiser: Denoiser | None = None
+
+
+def _use_inherited(page: np.ndarray) -> tuple[int, int, bytes]:
+    """In a forked child: use the module-global Denoiser the parent built."""
+    d = _inherited_denoiser
+    assert d is not None
+    out = d.denoise(page)
+    return os.getpid(), d._loaded.pid, out.tobytes()
+
+
+def _use_passed(d: Denoiser, page: np.ndarray) -> tuple[int, int, bytes]:
+    """In a child: use a Denoiser that arrived pickled (settings only)."""
+    out = d.denoise(page)
+    return os.getpid(), d._loaded.pid, out.tobytes()
+
+
+def test_denoiser_inherited_through_fork_rebuilds_its_session_and_gives_same_bytes():
+    global _inherited_denoiser
+    d = _inherited_denoiser = Denoiser(device="cpu")
+    pages = _pages(4)
+    want = [d.denoise(p).tobytes() for p in pages]  # parent's session exists and ran
+    ctx = multiprocessing.get_context("fork")
+    try:
+        with ctx.Pool(2) as pool:
+            got = pool.map(_use_inherited, pages)
+    finally:
+        _inherited_denoiser = None
+    for (child_pid, session_pid, out), ref in zip(got, want):
+        assert child_pid != os.getpid()
+        assert session_pid == child_pid  # a fresh session, not the parent's
+        assert out == ref
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_denoiser_sent_to_worker_processes_gives_same_bytes(method):
+    d = Denoiser(device="cpu")
+    pages = _pages(4)
+    want = [d.denoise(p).tobytes() for p in pages]
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(2) as pool:
+        got = pool.starmap(_use_passed, [(d, p) for p in pages])
+    for (child_pid, session_pid, out), ref in zip(got, want):
+        assert child_pid != os.getpid() and session_pid == child_pid
+        assert out == ref
+
+
+def _child_after_locked_fork(q) -> None:
+    d = _inherited_denoiser
+    q.put(d.denoise(np.full((9, 9), 77, np.uint8)).tobytes())
+
+
+def test_fork_while_the_session_lock_is_held_does_not_deadlock_the_child(identity_model):
+    """If another thread is building a session when the process forks, the child
+    inherits a held lock; the at-fork hook must give it a fresh one."""
+    global _inherited_denoiser
+    d = _inherited_denoiser = Denoiser(identity_model, device="cpu")
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_after_locked_fork, args=(q,))
+    d._lock.acquire()  # as if a build were under way in another thread
+    try:
+        p.start()
+        try:
+            out = q.get(timeout=120)
+        except queue.Empty:
+            out = None
+        p.join(timeout=30)
+    finally:
+        d._lock.release()
+        _inherited_denoiser = None
+        if p.is_alive():  # only on failure: the child is stuck on the inherited lock
+            p.kill()
+            p.join()
+    assert out == np.full((9, 9), 77, np.uint8).tobytes(), "the child deadlocked"
+    assert p.exitcode == 0
+
+
+def test_same_input_gives_same_bytes_across_sessions_batch_sizes_and_threads():
+    page = _pages(1, seed=3)[0]
+    page = np.vstack([page, page[::-1]])  # 100 x 70: 5 x 4 patches
+    ref = Denoiser(device="cpu", batch_size=512).denoise(page)
+    for batch_size in (1, 3, 7, 64, 512, 4096):
+        for threads in (1, 2, None):
+            got = Denoiser(device="cpu", batch_size=batch_size, threads=threads).denoise(page)
+            assert got.tobytes() == ref.tobytes(), (batch_size, threads)
+
+
+def test_onnxruntime_conv_output_for_a_patch_does_not_depend_on_its_batch(rng):
+    """The guarantee under the one above: a patch's output is the same bytes
+    whether it is run alone, in a batch of 7 or in a batch of 300."""
+    patches = rng.random((300, 28, 28), dtype=np.float32)
+    alone = Denoiser(device="cpu", batch_size=1).denoise_patches(patches)
+    for batch_size in (7, 300):
+        got = Denoiser(device="cpu", batch_size=batch_size).denoise_patches(patches)
+        assert np.array_equal(got, alone), batch_size
+
+
+def test_denoise_patches_refuses_patches_of_the_wrong_size(identity_model):
+    d = Denoiser(identity_model, device="cpu")
+    with pytest.raises(ValueError, match=r"expected patches of shape \(N, 28, 28\), got"):
+        d.denoise_patches(np.zeros((2, 32, 32), np.float32))
