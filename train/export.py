@@ -55,6 +55,7 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
            config_json: str = "{}", extra: dict[str, str] | None = None) -> float:
     """Convert, verify, and atomically write ``output``. Returns the max abs difference."""
     from ocr_denoise._version import __version__
+    from ocr_denoise.model import write_checksum
 
     meta = {
         "ocr_denoise_version": __version__,
@@ -74,6 +75,7 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
         f.write(proto.SerializeToString())
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; the model is package data everyone reads
     os.replace(tmp, out)
+    write_checksum(out)  # the runtime refuses a model whose bytes differ from it
     return diff
 
 
