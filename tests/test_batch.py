@@ -1,0 +1,448 @@
+"""``denoise_folder``: planning, skipping, formats, DPI, OCR, and surviving bad files and
+dead workers. Real onnxruntime (the shipped model or tiny models built in conftest),
+real tesseract, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from ocr_denoise import BatchReport, denoise_folder, denoise_page
+from ocr_denoise.batch import denoise_files
+from ocr_denoise.io import open_image, read_image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def noisy_page(rng: np.random.Generator, h: int = 60, w: int = 80, channels: int = 0,
+               dtype=np.uint8) -> np.ndarray:
+    hi = np.iinfo(dtype).max
+    shape = (h, w) if not channels else (h, w, channels)
+    return rng.integers(0, hi, shape, dtype=dtype, endpoint=True)
+
+
+def expected_pages(path: Path) -> list[np.ndarray]:
+    """What ``denoise_page`` makes of every page of ``path`` read by OpenCV itself."""
+    ok, pages = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
+    assert ok
+    return [denoise_page(p) for p in pages]
+
+
+def output_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def by_name(results) -> dict[str, object]:
+    return {r.src.name: r for r in results}
+
+
+# -- bad files -------------------------------------------------------------------
+
+
+def test_every_good_page_is_written_and_every_bad_file_reported_with_its_reason(
+        tmp_path, rng, identity_model):
+    src, out = tmp_path / "scans", tmp_path / "clean"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"good{i}.png"), noisy_page(rng))
+    (src / "empty.png").write_bytes(b"")
+    ok, buf = cv2.imencode(".png", noisy_page(rng, 200, 200))
+    (src / "truncated.png").write_bytes(buf.tobytes()[:-500])
+    (src / "notes.png").write_text("meeting notes, not a scan")
+    (src / "link.png").symlink_to(src / "deleted.png")
+    report = denoise_folder(src, out, model=identity_model)
+
+    assert isinstance(report, BatchReport) and not report.ok
+    assert sorted(by_name(report.done)) == ["good0.png", "good1.png", "good2.png"]
+    reasons = {k: r.reason for k, r in by_name(report.failed).items()}
+    assert sorted(reasons) == ["empty.png", "link.png", "notes.png", "truncated.png"]
+    assert "empty (0 bytes)" in reasons["empty.png"]
+    assert "truncated" in reasons["truncated.png"]
+    assert "not a readable image" in reasons["notes.png"]
+    assert "dangling symbolic link" in reasons["link.png"]
+    assert output_files(out) == ["good0.png", "good1.png", "good2.png"]  # no partial, no temp
+    for line in report.summary().splitlines()[2:]:
+        assert line.startswith(f"  {src}/")
+
+
+# -- outputs equal denoise_page ----------------------------------------------------
+
+
+def _all_kinds(folder: Path, rng) -> None:
+    folder.mkdir()
+    cv2.imwrite(str(folder / "gray.png"), noisy_page(rng))
+    cv2.imwrite(str(folder / "colour.png"), noisy_page(rng, channels=3))
+    cv2.imwrite(str(folder / "alpha.png"), noisy_page(rng, channels=4))
+    cv2.imwrite(str(folder / "deep.png"), noisy_page(rng, dtype=np.uint16))
+    Image.fromarray(noisy_page(rng, channels=2), "LA").save(folder / "gray_alpha.png")
+    Image.fromarray(noisy_page(rng)).convert("P").save(folder / "palette.png")
+    cv2.imwrite(str(folder / "photo.jpg"), noisy_page(rng, channels=3))
+    cv2.imwrite(str(folder / "old.bmp"), noisy_page(rng, channels=3))
+    cv2.imwrite(str(folder / "web.webp"), noisy_page(rng, channels=3))
+    cv2.imwrite(str(folder / "deep16.tiff"), noisy_page(rng, channels=3, dtype=np.uint16))
+    cv2.imwritemulti(str(folder / "book.tif"),
+                     [noisy_page(rng, 40, 50), noisy_page(rng, 70, 30), noisy_page(rng, 9, 9)])
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """One folder of every input kind denoised with jobs=1 and with jobs=2."""
+    rng = np.random.default_rng(7)
+    base = tmp_path_factory.mktemp("kinds")
+    _all_kinds(base / "in", rng)
+    reports = {j: denoise_folder(base / "in", base / f"out{j}", jobs=j) for j in (1, 2)}
+    return base, reports
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_input_kind_gives_exactly_what_denoise_page_gives(two_runs, jobs):
+    base, reports = two_runs
+    r = reports[jobs]
+    assert r.ok and len(r.done) == 11 and r.pages == 13, r.summary()
+    for src in sorted((base / "in").iterdir()):
+        name = src.stem + (".tif" if src.name == "book.tif" else ".png")
+        got = list(open_image(base / f"out{jobs}" / name))
+        want = expected_pages(src)
+        assert len(got) == len(want), src.name
+        for g, w in zip(got, want):
+            assert g.dtype == np.uint8 and g.ndim == 2
+            np.testing.assert_array_equal(g, w, err_msg=src.name)
+
+
+def test_jobs_do_not_change_a_single_output_byte(two_runs):
+    base, _ = two_runs
+    names = output_files(base / "out1")
+    assert names == output_files(base / "out2") and len(names) == 11
+    for n in names:
+        assert (base / "out1" / n).read_bytes() == (base / "out2" / n).read_bytes(), n
+
+
+def test_multipage_tiff_is_written_as_multipage_tif_whatever_the_format(two_runs):
+    base, reports = two_runs
+    book = by_name(reports[1].done)["book.tif"]
+    assert book.dst == base / "out1" / "book.tif" and book.pages == 3
+    assert open_image(book.dst).pages == 3
+    assert not (base / "out1" / "book.png").exists()
+
+
+# -- metadata and formats --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["png", "tiff", "jpeg"])
+def test_each_inputs_dpi_is_kept_in_its_output(tmp_path, rng, identity_model, fmt):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(noisy_page(rng)).save(src / "a.png", dpi=(300, 300))
+    Image.fromarray(noisy_page(rng, channels=3)).save(src / "b.jpg", dpi=(200, 100))
+    Image.fromarray(noisy_page(rng)).save(src / "c.tif", dpi=(400, 400))
+    Image.fromarray(noisy_page(rng)).save(src / "d.bmp", dpi=(600, 600))
+    cv2.imwrite(str(src / "e.png"), noisy_page(rng))  # no DPI recorded
+    report = denoise_folder(src, tmp_path / "out", format=fmt, model=identity_model)
+    assert report.ok, report.summary()
+    dpi = {r.src.stem: open_image(r.dst).dpi[0] for r in report.done}
+    rounded = {k: v and (round(v[0]), round(v[1])) for k, v in dpi.items()}
+    assert rounded == {"a": (300, 300), "b": (200, 100), "c": (400, 400), "d": (600, 600),
+                       "e": None}
+    ext = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg"}[fmt]
+    assert {r.dst.suffix for r in report.done} == {ext}
+    assert {open_image(r.dst).format for r in report.done} == {fmt.upper()}
+
+
+def test_suffix_is_added_to_each_output_stem(tmp_path, rng, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "p.jpg"), noisy_page(rng))
+    denoise_folder(src, tmp_path / "out", suffix="_clean", model=identity_model)
+    assert output_files(tmp_path / "out") == ["p_clean.png"]
+
+
+# -- which files are inputs --------------------------------------------------------
+
+
+def _tree(root: Path, rng) -> None:
+    for rel in ["a.png", "sub/b.png", "sub/deeper/c.jpg", ".hidden/d.png"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / rel), noisy_page(rng, 20, 20))
+
+
+def test_recursive_mirrors_the_tree_and_plain_run_stays_in_the_folder(tmp_path, rng,
+                                                                       identity_model):
+    _tree(tmp_path / "in", rng)
+    (tmp_path / "in" / "readme.txt").write_text("not an image")
+    (tmp_path / "in" / "._a.png").write_bytes(b"macOS resource fork")
+    assert denoise_folder(tmp_path / "in", tmp_path / "flat", model=identity_model).ok
+    assert output_files(tmp_path / "flat") == ["a.png"]
+    assert denoise_folder(tmp_path / "in", tmp_path / "tree", recursive=True,
+                          model=identity_model).ok
+    assert output_files(tmp_path / "tree") == ["a.png", "sub/b.png", "sub/deeper/c.png"]
+
+
+def test_output_folder_inside_the_input_folder_is_never_read_back(tmp_path, rng,
+                                                                  identity_model):
+    src = tmp_path / "in"
+    _tree(src, rng)
+    first = denoise_folder(src, src / "clean", recursive=True, model=identity_model)
+    second = denoise_folder(src, src / "clean", recursive=True, model=identity_model)
+    assert len(first.done) == 3 and first.ok
+    assert len(second.done) == 0 and len(second.skipped) == 3 and second.ok
+    assert output_files(src / "clean") == ["a.png", "sub/b.png", "sub/deeper/c.png"]
+
+
+def test_outputs_written_beside_their_inputs_are_not_taken_for_inputs(tmp_path, rng,
+                                                                      identity_model):
+    src = tmp_path / "in"
+    _tree(src, rng)
+    first = denoise_folder(src, src, suffix="_clean", recursive=True, model=identity_model)
+    second = denoise_folder(src, src, suffix="_clean", recursive=True, model=identity_model)
+    assert len(first.done) == 3 and (len(second.done), len(second.skipped)) == (0, 3)
+    assert not [p for p in src.rglob("*_clean_clean*")]
+
+
+def test_output_folder_equal_to_input_folder_without_suffix_is_refused(tmp_path, rng,
+                                                                       identity_model):
+    _tree(tmp_path / "in", rng)
+    before = output_files(tmp_path / "in")
+    with pytest.raises(ValueError, match="--suffix"):
+        denoise_folder(tmp_path / "in", tmp_path / "in", model=identity_model)
+    assert output_files(tmp_path / "in") == before
+
+
+def test_an_output_that_is_an_input_file_is_refused_and_the_input_kept(tmp_path, rng,
+                                                                       identity_model):
+    a = tmp_path / "a.png"
+    cv2.imwrite(str(a), noisy_page(rng))
+    os.link(a, tmp_path / "hard.png")
+    before = a.read_bytes()
+    report = denoise_files([(a, a), (a, tmp_path / "hard.png")], overwrite=True,
+                           model=identity_model)
+    assert [r.status for r in report.failed] == ["failed", "failed"]
+    assert all("would overwrite" in r.reason for r in report.failed)
+    assert a.read_bytes() == before and not report.done
+
+
+def test_two_inputs_with_one_output_name_give_one_output_and_one_clear_failure(
+        tmp_path, rng, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "p.jpg"), noisy_page(rng))
+    cv2.imwrite(str(src / "p.png"), noisy_page(rng))
+    report = denoise_folder(src, tmp_path / "out", model=identity_model)
+    assert len(report.done) == 1 and len(report.failed) == 1
+    assert "is also the output of" in report.failed[0].reason
+
+
+def test_glob_patterns_pick_files_and_an_empty_match_is_a_failure(tmp_path, rng,
+                                                                  identity_model):
+    _tree(tmp_path / "in", rng)
+    report = denoise_folder([str(tmp_path / "in" / "**" / "*.png"),
+                             str(tmp_path / "in" / "*.gif")],
+                            tmp_path / "out", recursive=True, model=identity_model)
+    assert sorted(r.src.name for r in report.done) == ["a.png", "b.png"]
+    assert [r.reason for r in report.failed] == ["pattern matches no image file"]
+    assert output_files(tmp_path / "out") == ["a.png", "sub/b.png"]
+
+
+def test_missing_input_path_is_a_failure_not_a_crash(tmp_path, identity_model):
+    report = denoise_folder([tmp_path / "nowhere"], tmp_path / "out", model=identity_model)
+    assert [(r.src.name, r.reason) for r in report.failed] == [
+        ("nowhere", "no such file or folder")]
+
+
+# -- skipping and resuming -------------------------------------------------------
+
+
+def test_existing_outputs_are_skipped_and_overwrite_redoes_them(tmp_path, rng, invert_model):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    page = noisy_page(rng)
+    cv2.imwrite(str(src / "a.png"), page)
+    cv2.imwrite(str(src / "b.png"), page)
+    sentinel = np.full(page.shape, 7, np.uint8)
+    cv2.imwrite(str(out / "a.png"), sentinel)
+    r1 = denoise_folder(src, out, model=invert_model)
+    assert [r.src.name for r in r1.skipped] == ["a.png"] and [r.src.name for r in r1.done] == ["b.png"]
+    np.testing.assert_array_equal(read_image(out / "a.png"), sentinel)
+    r2 = denoise_folder(src, out, model=invert_model, overwrite=True)
+    assert len(r2.done) == 2 and not r2.skipped
+    np.testing.assert_array_equal(read_image(out / "a.png"), 255 - page)
+
+
+def test_temporaries_left_by_a_killed_run_are_removed_when_a_run_starts(tmp_path, rng,
+                                                                        identity_model):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / f".a.png.{dead.pid}.k3j4.tmp").write_bytes(b"half a page")
+    assert denoise_folder(src, out, model=identity_model).ok
+    assert output_files(out) == ["a.png"]
+
+
+# -- whole-run errors --------------------------------------------------------------
+
+
+def test_a_missing_model_stops_the_run_before_any_output(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
+    with pytest.raises(FileNotFoundError):
+        denoise_folder(src, tmp_path / "out", model=tmp_path / "nope.onnx")
+    assert not (tmp_path / "out").exists() or output_files(tmp_path / "out") == []
+
+
+def test_nothing_to_do_needs_no_model(tmp_path, rng):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
+    cv2.imwrite(str(out / "a.png"), noisy_page(rng))
+    report = denoise_folder(src, out, model=tmp_path / "nope.onnx")
+    assert report.ok and len(report.skipped) == 1
+
+
+# -- OCR -------------------------------------------------------------------------
+
+
+def text_image(words: str) -> np.ndarray:
+    img = np.full((90, 60 + 26 * len(words)), 255, np.uint8)
+    cv2.putText(img, words, (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 0, 3, cv2.LINE_AA)
+    return img
+
+
+def test_ocr_writes_each_files_text_next_to_it_with_pages_separated(tmp_path, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "one.png"), text_image("HELLO WORLD"))
+    cv2.imwritemulti(str(src / "two.tif"), [text_image("FIRST PAGE"), text_image("SECOND PAGE")])
+    report = denoise_folder(src, tmp_path / "out", ocr=True, model=identity_model)
+    assert report.ok, report.summary()
+    assert output_files(tmp_path / "out") == ["one.png", "one.txt", "two.tif", "two.txt"]
+    assert "HELLO WORLD" in (tmp_path / "out" / "one.txt").read_text()
+    first, second = (tmp_path / "out" / "two.txt").read_text().split("\f")
+    assert "FIRST PAGE" in first and "SECOND PAGE" in second
+
+
+def test_ocr_after_a_run_without_it_reads_the_images_already_written(tmp_path, invert_model):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cv2.imwrite(str(src / "one.png"), 255 - text_image("HELLO WORLD"))  # inverted back
+    denoise_folder(src, out, model=invert_model)
+    image_bytes = (out / "one.png").read_bytes()
+    report = denoise_folder(src, out, model=invert_model, ocr=True)
+    assert [(r.src.name, r.pages) for r in report.done] == [("one.png", 0)]
+    assert (out / "one.png").read_bytes() == image_bytes
+    assert "HELLO WORLD" in (out / "one.txt").read_text()
+
+
+# -- dead workers ------------------------------------------------------------------
+
+
+def child_pids(pid: int) -> list[int]:
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+def worker_pids(pid: int) -> list[int]:
+    """Pool workers of a CLI process (not its multiprocessing resource tracker)."""
+    out = []
+    for k in child_pids(pid):
+        try:
+            cmd = Path(f"/proc/{k}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+            out.append(k)
+    return out
+
+
+def start_cli(args, **kw) -> tuple[subprocess.Popen, list[str]]:
+    """Run the CLI; its stderr lines are collected live into the returned list."""
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_denoise.cli", *map(str, args)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=REPO, **kw)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    return proc, lines
+
+
+def wait_for(cond, timeout=120.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out waiting"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def page_folder(tmp_path_factory):
+    """16 pages big enough that the shipped model takes a while on each."""
+    rng = np.random.default_rng(3)
+    src = tmp_path_factory.mktemp("pages") / "in"
+    src.mkdir()
+    for i in range(16):
+        cv2.imwrite(str(src / f"p{i:02d}.png"), noisy_page(rng, 300, 300))
+    return src
+
+
+def test_a_killed_worker_is_replaced_and_its_files_still_done(tmp_path, page_folder):
+    out = tmp_path / "out"
+    proc, lines = start_cli([page_folder, "-o", out, "--jobs", "2", "-v"])
+    wait_for(lambda: len(worker_pids(proc.pid)) == 2 and out.exists() and any(out.iterdir())
+             or proc.poll() is not None)
+    assert proc.poll() is None, "the run ended before a worker could be killed"
+    os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+    assert proc.wait(timeout=300) == 0, "".join(lines)
+    assert any("a worker process died; retrying" in ln for ln in lines)
+    assert output_files(out) == sorted(p.name for p in page_folder.iterdir())
+    for p in sorted(page_folder.iterdir()):
+        np.testing.assert_array_equal(read_image(out / p.name), denoise_page(read_image(p)))
+
+
+def test_a_file_whose_worker_dies_even_alone_is_reported_and_the_rest_done(tmp_path,
+                                                                          page_folder):
+    out = tmp_path / "out"
+    proc, lines = start_cli([page_folder, "-o", out, "--jobs", "2", "-v"])
+    wait_for(lambda: any(out.glob("*.png")) or proc.poll() is not None)
+    for pid in worker_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)  # first death: the files in flight become suspects
+    wait_for(lambda: any("retrying" in ln for ln in lines) or proc.poll() is not None)
+    # Now each suspect runs alone; kill workers until one of them is blamed.
+    while proc.poll() is None and not any("worker process died while" in ln for ln in lines):
+        for pid in worker_pids(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    rc = proc.wait(timeout=300)
+    text = "".join(lines)
+    assert rc == 1, text
+    blamed = [ln.split(": ", 1)[0].strip() for ln in lines
+              if ln.startswith("  ") and "worker process died while" in ln]
+    assert blamed, text
+    done = output_files(out)
+    assert sorted(done + [Path(b).name for b in blamed]) == sorted(
+        p.name for p in page_folder.iterdir())
+    for name in done:
+        np.testing.assert_array_equal(read_image(out / name),
+                                      denoise_page(read_image(page_folder / name)))
