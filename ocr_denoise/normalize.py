@@ -93,7 +93,7 @@ def check_page(img: object) -> PageSpec:
         )
     h, w = img.shape[:2]
     if h < 1 or w < 1:
-        raise ValueError(f"empty page of shape {img.shape}; need at least 1 x 1")
+        raise ValueError(f"empty page of shape {img.shape}; expected at least 1 x 1 pixels")
     if is_float:
         _check_float_values(img)
     return PageSpec(h, w, channels, scale, is_float)
@@ -123,8 +123,8 @@ def _check_float_values(img: np.ndarray) -> None:
         )
     if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
         raise ValueError(
-            f"float page values must lie in [0, 1], found [{lo:g}, {hi:g}]; "
-            "divide 0..255 data by 255 or pass uint8"
+            f"float page has values in [{lo:g}, {hi:g}]; expected values in [0, 1] "
+            "(divide 0..255 data by 255, or pass uint8)"
         )
 
 
