@@ -223,8 +223,8 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
         raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; expected one gray "
                   "channel, (N, P, P, 1) or (N, 1, P, P)")
     if h is None or w is None:
-        raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; the patch height "
-                  "and width must be fixed numbers")
+        raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; expected a fixed "
+                  "patch height and width")
     if h != w:
         raise bad(f"input {inp.name!r} has non-square {h}x{w} patches; expected P x P")
     if h < 2:

@@ -174,7 +174,7 @@ IDENTITY = [node("Identity", ["x"], ["y"])]
     (["N", 3, 28, 28], "expected one gray channel"),
     (["N", 28, 32, 1], "non-square 28x32 patches"),
     (["N", 1, 32, 28], "non-square 32x28 patches"),
-    (["N", "h", "w", 1], "must be fixed numbers"),
+    (["N", "h", "w", 1], "expected a fixed patch height and width"),
     ([1, 28, 28, 1], "fixed batch size 1"),
     (["N", 1, 1, 1], "expected P >= 2"),
 ])
