@@ -630,8 +630,16 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
     if progress and todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), unit="page", file=sys.stderr, dynamic_ncols=True,
-                   smoothing=0.1, desc="ocr-denoise")
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            width = 0
+        # A terminal that reports no size (0 x 0, e.g. a fresh pty) would get no
+        # bar at all from tqdm: give it 100 x 20 instead.
+        sized = width > 0
+        bar = tqdm(total=len(todo), unit="page", file=sys.stderr, smoothing=0.1,
+                   desc="ocr-denoise", dynamic_ncols=sized,
+                   ncols=None if sized else 100, nrows=None if sized else 20)
 
     def on_result(r: FileResult) -> None:
         report.add(r)

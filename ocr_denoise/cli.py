@@ -1,44 +1,172 @@
-"""``ocr-denoise IN -o OUT``: a thin command-line layer over ``denoise_page``."""
+"""``ocr-denoise``: a thin command-line layer over ``batch.denoise_folder``.
+
+It parses arguments, sets up logging and the progress bar, calls the batch API
+and turns its report into a summary on stderr and an exit status:
+0 nothing failed, 1 some file failed, 2 the run could not start (bad
+arguments, model, device, missing tesseract), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import re
+import signal
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
+from .io import DEFAULT_MAX_PIXELS, WRITE_EXTENSIONS
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_EPILOG = """\
+examples:
+  ocr-denoise scan.png -o clean.png          one file
+  ocr-denoise scans/ -o clean/               every image in a folder
+  ocr-denoise scans/ -o clean/ -r --jobs 2   a whole tree, two worker processes
+  ocr-denoise 'scans/*.tif' -o clean/ --format tiff --ocr
+
+Existing outputs are skipped (run the same command again to resume an
+interrupted run); --overwrite redoes them.
+exit status: 0 all done, 1 some file failed (listed on stderr), 2 the run could
+not start, 130 interrupted.
+"""
+
+
+def _pixel_count(s: str) -> int:
+    """'200000000', '200M', '1.5G' -> pixels."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", s)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a pixel count like 300000000 or 300M, got {s!r}")
+    n = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    if n < 1:
+        raise argparse.ArgumentTypeError("the pixel limit must be at least 1")
+    return int(n)
+
+
+def _positive_int(s: str) -> int:
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ocr-denoise",
-        description="Clean a scanned page before OCR with a learned denoiser.",
+        description="Clean scanned pages before OCR with a learned denoiser: one file, "
+        "or whole folders of PNG, JPEG, TIFF (multi-page too), BMP and WebP scans.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="input image (PNG, JPEG, TIFF, BMP, WebP)")
-    p.add_argument("-o", "--output", required=True, help="output image path")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders or glob patterns (quote patterns)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder; for a single input file, an output file name "
+                   "(.png, .tif, .jpg, ...) also works")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="descend into subfolders, mirroring the tree under the output folder")
+    p.add_argument("--suffix", default="",
+                   help="appended to each output's stem, e.g. _clean (default: none)")
+    p.add_argument("--format", default="png", choices=["png", "tiff", "jpeg"],
+                   help="output format (default: png; multi-page inputs are always "
+                   "written as multi-page TIFF)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo outputs that already exist (default: skip them)")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=1,
+                   help="worker processes; each gets cores/jobs onnxruntime threads "
+                   "(default: 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: CUDA if available, else CPU; cuda fails if there is no GPU")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--ocr", action="store_true",
+                   help="also run tesseract and write each page's text next to it (.txt); "
+                   "needs the 'ocr' extra and tesseract")
+    p.add_argument("--lang", default="eng", help="tesseract language(s) for --ocr (default: eng)")
+    p.add_argument("--max-pixels", type=_pixel_count, default=DEFAULT_MAX_PIXELS,
+                   metavar="N",
+                   help="refuse pages whose header declares more pixels, before decoding "
+                   f"(default: {DEFAULT_MAX_PIXELS // 1_000_000}M; e.g. 500M)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar; print only failures")
+    g.add_argument("-v", "--verbose", action="store_true", help="log every file")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    from .api import denoise_page
-    from .io import read_image, write_image
+def _single_file(args: argparse.Namespace) -> bool:
+    """``ocr-denoise IN.png -o OUT.png``: one input that is not a folder or pattern,
+    and an output named like an image file that is not an existing folder."""
+    if len(args.inputs) != 1:
+        return False
+    src, out = Path(args.inputs[0]), Path(args.output)
+    is_pattern = any(c in args.inputs[0] for c in "*?[") and not src.exists()
+    return (not src.is_dir() and not is_pattern and not out.is_dir()
+            and not args.output.endswith(("/", "\\"))
+            and out.suffix.lower() in WRITE_EXTENSIONS)
 
+
+def _interrupt(signum, frame):  # SIGTERM -> the same orderly stop as Ctrl-C
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="ocr-denoise: %(message)s")
+    from .batch import denoise_files, denoise_folder
+
+    import cv2  # this process is ours: decoder complaints become failure reasons instead
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+    options = dict(overwrite=args.overwrite, jobs=args.jobs, device=args.device,
+                   model=args.model, ocr=args.ocr, ocr_lang=args.lang,
+                   max_pixels=args.max_pixels)
+    single = _single_file(args)
+    if single and (args.recursive or args.suffix or args.format != "png"):
+        parser.error("--recursive, --suffix and --format apply to folder runs; for one file "
+                     "the output name's extension picks the format")
+    progress = not args.quiet and sys.stderr.isatty()
+    redirect: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if progress:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        redirect = logging_redirect_tqdm()  # log lines print above the bar, not through it
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        img = read_image(args.input)
-        out = denoise_page(img, model=args.model, device=args.device)
-        write_image(args.output, out)
-    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        with redirect:
+            if single:
+                report = denoise_files([(args.inputs[0], args.output)], progress=progress,
+                                       **options)
+            else:
+                report = denoise_folder(args.inputs, args.output, recursive=args.recursive,
+                                        suffix=args.suffix, format=args.format,
+                                        progress=progress, **options)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
+        print("ocr-denoise: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # the run could not start: model, device, tesseract, arguments
+        logging.getLogger(__name__).debug("setup failure", exc_info=True)
         print(f"ocr-denoise: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_SETUP
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    if not args.quiet or not report.ok:
+        print(report.summary(), file=sys.stderr)
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

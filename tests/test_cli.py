@@ -1,19 +1,49 @@
-"""The ``ocr-denoise`` command, run as a real subprocess."""
+"""The ``ocr-denoise`` command, run as a real subprocess: bad files, signals, resuming,
+exact outputs, the progress bar, exit status, the pixel limit."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import re
+import resource
+import signal
+import stat
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from ocr_denoise import denoise_page
+from ocr_denoise.io import open_image, read_image
+
+REPO = Path(__file__).resolve().parent.parent
+CMD = [sys.executable, "-m", "ocr_denoise.cli"]
+SUMMARY = re.compile(r"(\d+) done \((\d+) pages?\), (\d+) skipped .*?, (\d+) failed")
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "ocr_denoise.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def run(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*CMD, *map(str, args)], capture_output=True, text=True,
+                          timeout=600, cwd=REPO, **kw)
+
+
+def counts(stderr: str) -> tuple[int, int, int, int]:
+    """(files done, pages, skipped, failed) from the summary line."""
+    m = SUMMARY.search(stderr)
+    assert m, stderr
+    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# -- one file --------------------------------------------------------------------
 
 
 def test_single_file_matches_the_api(tmp_path, rng):
@@ -23,14 +53,14 @@ def test_single_file_matches_the_api(tmp_path, rng):
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED),
                                   denoise_page(img))
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert files_in(tmp_path) == ["in.png", "out.png"]
 
 
 def test_unreadable_input_is_a_clear_error_naming_the_file(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     r = run(bad, "-o", tmp_path / "out.png")
-    assert r.returncode != 0
+    assert r.returncode == 1
     assert "notes.png" in r.stderr and "not a readable image" in r.stderr
     assert not (tmp_path / "out.png").exists()
 
@@ -42,10 +72,339 @@ def test_version_flag_prints_package_version():
 
 
 def test_output_file_gets_ordinary_permissions(tmp_path):
-    import os
-    import stat
     cv2.imwrite(str(tmp_path / "in.png"), np.full((10, 10), 200, np.uint8))
     assert run(tmp_path / "in.png", "-o", tmp_path / "out.png").returncode == 0
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o666 & ~mask
+
+
+def test_single_file_output_that_exists_is_kept_unless_overwrite(tmp_path, rng):
+    img = rng.integers(0, 256, (30, 30), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), img)
+    (tmp_path / "out.png").write_bytes(b"earlier result")
+    r = run(tmp_path / "in.png", "-o", tmp_path / "out.png")
+    assert r.returncode == 0 and counts(r.stderr)[:3] == (0, 0, 1)
+    assert (tmp_path / "out.png").read_bytes() == b"earlier result"
+    r = run(tmp_path / "in.png", "-o", tmp_path / "out.png", "--overwrite")
+    assert r.returncode == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "out.png"), denoise_page(img))
+
+
+def test_single_file_refuses_folder_only_flags(tmp_path, rng):
+    cv2.imwrite(str(tmp_path / "in.png"), rng.integers(0, 256, (9, 9), dtype=np.uint8))
+    r = run(tmp_path / "in.png", "-o", tmp_path / "out.png", "--format", "tiff")
+    assert r.returncode == 2 and "--format" in r.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_multipage_input_into_a_png_name_fails_clearly(tmp_path, rng):
+    pages = [rng.integers(0, 256, (9, 9), dtype=np.uint8) for _ in range(2)]
+    cv2.imwritemulti(str(tmp_path / "two.tif"), pages)
+    r = run(tmp_path / "two.tif", "-o", tmp_path / "two.png")
+    assert r.returncode == 1 and "has 2 pages" in r.stderr and ".tif" in r.stderr
+    assert files_in(tmp_path) == ["two.tif"]
+
+
+# -- a folder with bad files (must-show 1) ---------------------------------------------
+
+
+def _without_dac_override() -> None:
+    """Root reads mode-000 files through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH. Drop
+    both from the bounding set before exec, so the kernel enforces the file mode on
+    this (still uid 0) process exactly as on an ordinary user."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_folder_with_bad_files_writes_every_good_page_and_reports_every_bad_one(tmp_path, rng):
+    src, out = tmp_path / "scans", tmp_path / "clean"
+    src.mkdir()
+    good = {}
+    for i in range(3):
+        good[f"page{i}.png"] = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+        cv2.imwrite(str(src / f"page{i}.png"), good[f"page{i}.png"])
+    (src / "empty.png").write_bytes(b"")
+    ok, buf = cv2.imencode(".png", rng.integers(0, 256, (200, 200), dtype=np.uint8))
+    (src / "truncated.png").write_bytes(buf.tobytes()[: len(buf) // 2])
+    (src / "notes.png").write_text("shopping list: milk, eggs")
+    cv2.imwrite(str(src / "locked.png"), good["page0.png"])
+    (src / "locked.png").chmod(0)
+    (src / "moved.png").symlink_to(src / "elsewhere.png")
+
+    r = run(src, "-o", out, preexec_fn=_without_dac_override if os.geteuid() == 0 else None)
+
+    assert r.returncode == 1, r.stderr
+    assert counts(r.stderr) == (3, 3, 0, 5)
+    failed = dict(re.findall(r"^  \S+/(\S+): (.*)$", r.stderr, re.M))
+    assert sorted(failed) == ["empty.png", "locked.png", "moved.png", "notes.png",
+                              "truncated.png"]
+    assert "empty (0 bytes)" in failed["empty.png"]
+    assert "truncated" in failed["truncated.png"]
+    assert "not a readable image" in failed["notes.png"]
+    assert "Permission denied" in failed["locked.png"]
+    assert "dangling symbolic link" in failed["moved.png"]
+    assert files_in(out) == ["page0.png", "page1.png", "page2.png"]  # nothing partial
+    for name, img in good.items():
+        np.testing.assert_array_equal(read_image(out / name), denoise_page(img))
+
+
+# -- interrupted runs (must-show 2) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """24 pages, large enough that the shipped model takes a moment on each, and the
+    page ``denoise_page`` makes of each."""
+    rng = np.random.default_rng(11)
+    src = tmp_path_factory.mktemp("pages") / "in"
+    src.mkdir()
+    expected = {}
+    for i in range(24):
+        img = rng.integers(0, 256, (320, 320), dtype=np.uint8)
+        cv2.imwrite(str(src / f"p{i:02d}.png"), img)
+        expected[f"p{i:02d}.png"] = denoise_page(img)
+    return src, expected
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _workers(pid: int) -> list[int]:
+    out = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+            out.append(int(d))
+    return out
+
+
+def _wait_for(cond, timeout=300.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+def _outputs(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob("*.png") if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
+def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
+        tmp_path, pages, how, jobs):
+    src, expected = pages
+    out = tmp_path / "out"
+    args = [*CMD, str(src), "-o", str(out), "--jobs", str(jobs)]
+    # A new session, so Ctrl-C can go to the whole process group as a terminal sends it.
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+    _wait_for(lambda: len(_outputs(out) if out.exists() else []) >= 2 or proc.poll() is not None)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    workers = _workers(proc.pid)
+    assert len(workers) == (jobs if jobs > 1 else 0)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    elif how == "sigterm":
+        os.kill(proc.pid, signal.SIGTERM)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    rc = proc.wait(timeout=300)
+    _wait_for(lambda: not any(_alive(w) for w in workers), timeout=60)  # no orphans left
+
+    first = _outputs(out)
+    assert 0 < len(first) < len(expected), first
+    for name in first:  # whatever is there under a final name is complete and right
+        np.testing.assert_array_equal(read_image(out / name), expected[name])
+    if how == "sigkill":
+        assert rc == -signal.SIGKILL
+    else:
+        text = "".join(err)
+        assert rc == 130, text
+        assert "interrupted" in text and "run the same command again" in text
+        assert counts(text)[0] == len(first)  # every file it reported done is there
+        assert counts(text)[3] == 0  # the files in flight were finished, not blamed
+        assert files_in(out) == first  # orderly stop: no temporaries either
+
+    r = run(src, "-o", out, "--jobs", str(jobs))
+    assert r.returncode == 0, r.stderr
+    done, n_pages, skipped, failed = counts(r.stderr)
+    assert (skipped, done, failed) == (len(first), len(expected) - len(first), 0)
+    assert files_in(out) == sorted(expected)  # temporaries of the killed run are gone
+    for name, want in expected.items():
+        np.testing.assert_array_equal(read_image(out / name), want)
+
+
+# -- exact outputs (must-show 3) -------------------------------------------------------
+
+
+def test_outputs_equal_denoise_page_byte_for_byte_with_and_without_jobs(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "gray.png"), rng.integers(0, 256, (70, 90), dtype=np.uint8))
+    cv2.imwrite(str(src / "colour.jpg"), rng.integers(0, 256, (50, 40, 3), dtype=np.uint8))
+    cv2.imwrite(str(src / "alpha.png"), rng.integers(0, 256, (33, 47, 4), dtype=np.uint8))
+    cv2.imwrite(str(src / "deep.tif"), rng.integers(0, 65536, (40, 30), dtype=np.uint16))
+    cv2.imwritemulti(str(src / "book.tiff"),
+                     [rng.integers(0, 256, (30 + i, 20), dtype=np.uint8) for i in range(3)])
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        r = run(src, "-o", out, "--jobs", str(jobs))
+        assert r.returncode == 0 and counts(r.stderr) == (5, 7, 0, 0), r.stderr
+        runs[jobs] = out
+        for p in src.iterdir():
+            ok, want = cv2.imreadmulti(str(p), flags=cv2.IMREAD_UNCHANGED)
+            name = p.stem + (".tif" if p.name == "book.tiff" else ".png")
+            got = list(open_image(out / name))
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                assert g.tobytes() == denoise_page(w).tobytes(), (jobs, p.name)
+    for name in files_in(runs[1]):
+        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
+
+
+# -- terminal, summary, exit status ----------------------------------------------------
+
+
+def test_progress_bar_shows_on_a_terminal_and_not_on_a_pipe(tmp_path, rng, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    master, slave = os.openpty()
+    proc = subprocess.Popen([*CMD, str(src), "-o", str(tmp_path / "tty"), "--model",
+                             str(identity_model)], cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    tty = b"".join(chunks).decode(errors="replace")
+    assert "3/3" in tty and "page/s" in tty, tty
+    assert counts(tty) == (3, 3, 0, 0)
+
+    piped = run(src, "-o", tmp_path / "pipe", "--model", identity_model)
+    assert piped.returncode == 0
+    assert "page/s" not in piped.stderr and "\r" not in piped.stderr
+    assert counts(piped.stderr) == (3, 3, 0, 0)
+
+
+def test_quiet_prints_nothing_on_success_and_only_failures_otherwise(tmp_path, rng,
+                                                                    identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    r = run(src, "-o", tmp_path / "out", "-q", "--model", identity_model)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
+    (src / "b.png").write_bytes(b"")
+    r = run(src, "-o", tmp_path / "out", "-q", "--model", identity_model)
+    assert r.returncode == 1 and "b.png: file is empty" in r.stderr
+
+
+def test_everything_already_done_is_success(tmp_path, rng, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    assert run(src, "-o", tmp_path / "out", "--model", identity_model).returncode == 0
+    r = run(src, "-o", tmp_path / "out", "--model", identity_model)
+    assert r.returncode == 0 and counts(r.stderr) == (0, 0, 1, 0)
+
+
+def test_cuda_without_a_gpu_is_one_clear_error_before_any_output(tmp_path, rng):
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    r = run(src, "-o", tmp_path / "out", "--device", "cuda")
+    assert r.returncode == 2
+    assert r.stderr.count("error:") == 1 and "cuda" in r.stderr.lower()
+    assert not (tmp_path / "out").exists() or files_in(tmp_path / "out") == []
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    (tmp_path / "taken").write_text("x")
+    r = run(src, "-o", tmp_path / "taken")
+    assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def test_ocr_flag_writes_text_beside_each_output(tmp_path, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.full((90, 400), 255, np.uint8)
+    cv2.putText(img, "GOOD MORNING", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 0, 3, cv2.LINE_AA)
+    cv2.imwrite(str(src / "memo.png"), img)
+    r = run(src, "-o", tmp_path / "out", "--ocr", "--model", identity_model)
+    assert r.returncode == 0, r.stderr
+    assert files_in(tmp_path / "out") == ["memo.png", "memo.txt"]
+    assert "GOOD MORNING" in (tmp_path / "out" / "memo.txt").read_text()
+
+
+# -- the pixel limit -------------------------------------------------------------------
+
+
+def test_decompression_bomb_is_refused_with_the_flag_to_raise_and_others_still_done(
+        tmp_path, rng, identity_model):
+    from test_io import png_declaring
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
+    cv2.imwrite(str(src / "ok.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    r = run(src, "-o", tmp_path / "out", "--model", identity_model)
+    assert r.returncode == 1
+    assert re.search(r"bomb\.png: declares 100000x100000 .*--max-pixels", r.stderr), r.stderr
+    assert files_in(tmp_path / "out") == ["ok.png"]
+
+
+def test_max_pixels_flag_sets_the_limit(tmp_path, identity_model):
+    page = np.full((2000, 3000), 250, np.uint8)  # 6 Mpx
+    cv2.imwrite(str(tmp_path / "big.png"), page)
+    r = run(tmp_path / "big.png", "-o", tmp_path / "out.png", "--max-pixels", "5M",
+            "--model", identity_model)
+    assert r.returncode == 1 and "6,000,000 pixels" in r.stderr
+    assert not (tmp_path / "out.png").exists()
+    r = run(tmp_path / "big.png", "-o", tmp_path / "out.png", "--max-pixels", "6000000",
+            "--model", identity_model)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(read_image(tmp_path / "out.png"), page)
+
+
+def test_decompression_bomb_under_a_3_gib_address_space_is_an_error_not_a_crash(tmp_path):
+    from test_io import png_declaring
+    (tmp_path / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    r = run(tmp_path / "bomb.png", "-o", tmp_path / "out.png", preexec_fn=limit)
+    assert r.returncode == 1, r.stderr
+    assert "100000x100000" in r.stderr and "--max-pixels" in r.stderr
+    assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr
+    assert files_in(tmp_path) == ["bomb.png"]
