@@ -28,4 +28,6 @@ def test_model_has_dynamic_batch_and_28px_patches():
     m = onnx.load(str(default_model_path()))
     dims = m.graph.input[0].type.tensor_type.shape.dim
     assert not dims[0].HasField("dim_value")  # dynamic batch
-    assert [d.dim_value for d in dims[1:]] == [28, 28, 1]
+    layout = {p.key: p.value for p in m.metadata_props}["layout"]
+    want = {"NCHW": [1, 28, 28], "NHWC": [28, 28, 1]}[layout]
+    assert [d.dim_value for d in dims[1:]] == want

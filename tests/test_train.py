@@ -53,3 +53,15 @@ def test_export_refuses_a_graph_that_does_not_match_keras(tiny_run):
     other = build_model(28, 8)  # same architecture, different (random) weights
     with pytest.raises(ExportMismatch, match="differs from Keras"):
         verify(model, to_onnx(other, {}))
+
+
+def test_skip_connection_model_exports_to_plain_onnx_ops(tmp_path):
+    import onnx
+
+    from train.export import export
+    from train.model import build_model
+    model = build_model(28, 8, skips=True)
+    assert export(model, tmp_path / "s.onnx") <= 1e-4  # export verifies against Keras
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node}
+    assert {"Conv", "Add", "Resize"} <= ops
+    assert not ops & {"Tile", "Transpose"}  # upsampling is one Resize, no layout shuffles

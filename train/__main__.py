@@ -16,6 +16,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         if f.name == "pairs":
             p.add_argument(name, nargs="*", default=[],
                            help="folders with noisy/clean or orig/gt pairs (real data)")
+        elif isinstance(f.default, bool):
+            p.add_argument(name, type=lambda v: v.lower() in ("1", "true", "yes"),
+                           default=f.default, help=f"true/false, default {f.default}")
         else:
             typ = type(f.default)
             p.add_argument(name, type=typ, default=f.default, help=f"default {f.default}")
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ep = sub.add_parser("export", help="convert a run's best model to ONNX")
     ep.add_argument("run_dir")
     ep.add_argument("--output", default=None, help="default: the package's shipped model")
+    mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
+    mp.add_argument("--data", default="../shared/data/mnist", help="folder with t10k-images-idx3-ubyte.gz")
+    mp.add_argument("--epochs", type=int, default=20)
     args = ap.parse_args(argv)
 
     if args.cmd == "fit":
@@ -52,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.output or DEFAULT_OUTPUT
         diff = export(model, out, load_config(args.run_dir))
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
+        return 0
+    if args.cmd == "mnist":
+        from .mnist import run
+        print(json.dumps(run(args.data, args.epochs, verbose=1 if sys.stdout.isatty() else 2)))
         return 0
     return 2
 

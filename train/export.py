@@ -18,18 +18,50 @@ class ExportMismatch(RuntimeError):
 
 
 def to_onnx(model, metadata: dict[str, str], opset: int = 17):
-    """Convert to an ONNX ModelProto with a dynamic batch dimension and metadata."""
+    """Convert to an ONNX ModelProto: NCHW (N, 1, P, P) in and out, dynamic batch.
+
+    Why not convert the model as it is: tf2onnx renders Keras' UpSampling2D as a
+    chain of Tile/Transpose/Reshape on 32-channel tensors, which costs as much as
+    a convolution. Instead a weight-sharing twin of the model with each
+    UpSampling2D swapped for a nearest-neighbour ``Resizing`` to the same size is
+    converted (one ONNX ``Resize``), and the graph takes NCHW; with one
+    channel, NCHW and NHWC are the same bytes, so the runtime reshapes for free.
+    ``verify`` then proves the graph equals the Keras model.
+    """
+    import keras
     import tensorflow as tf
     import tf2onnx
 
     patch = int(model.input_shape[1])
     spec = (tf.TensorSpec((None, patch, patch, 1), tf.float32, name="noisy"),)
 
+    def swap_upsampling(layer):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            h, w = layer.output.shape[1:3]
+            return keras.layers.Resizing(int(h), int(w), interpolation="nearest",
+                                         name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    twin = keras.models.clone_model(model, clone_function=swap_upsampling)
+    twin.set_weights(model.get_weights())
+
     @tf.function(input_signature=spec)
     def serve(x):
-        return {"clean": model(x, training=False)}
+        return {"clean": twin(x, training=False)}
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    proto, _ = tf2onnx.convert.from_function(
+        serve, input_signature=spec, opset=opset,
+        inputs_as_nchw=["noisy"], outputs_as_nchw=["clean"])
+    for node in proto.graph.node:
+        if node.op_type == "Resize":
+            # tf2onnx writes TF's deprecated 'tf_half_pixel_for_nn' (onnxruntime warns on
+            # every load). For integer upscaling, floor((i + 0.5) / k) == floor(i / k):
+            # 'asymmetric' + 'floor' is the same map, in the current vocabulary.
+            for a in node.attribute:
+                if a.name == "coordinate_transformation_mode":
+                    a.s = b"asymmetric"
+                if a.name == "nearest_mode":
+                    a.s = b"floor"
     for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, str(v)
@@ -43,7 +75,8 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
     patch = int(model.input_shape[1])
     x = np.random.default_rng(seed).random((n, patch, patch, 1), dtype=np.float32)
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    inp = sess.get_inputs()[0]
+    got = sess.run(None, {inp.name: x.reshape([n, *inp.shape[1:]])})[0].reshape(x.shape)
     want = model.predict(x, verbose=0)
     diff = float(np.abs(got - want).max())
     if not diff <= MAX_ABS_DIFF:
@@ -60,7 +93,7 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
     meta = {
         "ocr_denoise_version": __version__,
         "patch_size": str(int(model.input_shape[1])),
-        "layout": "NHWC",
+        "layout": "NCHW",
         "value_range": "[0,1] white=1",
         "training_config": config_json,
         **(extra or {}),

@@ -18,6 +18,7 @@ class TrainConfig:
     seed: int = 1234
     patch: int = 28
     width: int = 32
+    skips: bool = False
     synthetic_patches: int = 20000
     real_patches: int = 0
     pairs: list[str] = field(default_factory=list)
@@ -75,7 +76,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     Xv, Yv, Xt, Yt = X[:n_val], Y[:n_val], X[n_val:], Y[n_val:]
     if verbose:
         print(f"data: {len(Xt)} train / {len(Xv)} val patches in {time.time() - t0:.1f}s")
-    model = build_model(cfg.patch, cfg.width)
+    model = build_model(cfg.patch, cfg.width, skips=cfg.skips)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
