@@ -205,7 +205,7 @@ def stains(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
         yy, xx = np.ogrid[:h, :w]
         d = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
         d = d + 0.15 * _smooth_noise(rng, (h, w), 40)
-        depth = rng.uniform(0.1, 0.25 + 0.4 * s)
+        depth = rng.uniform(0.15, 0.3 + 0.5 * s)
         inside = np.clip(1.2 - d, 0, 1) ** 0.5
         rim = np.exp(-(((d - 1.0) / 0.04) ** 2)) * rng.uniform(0.3, 1.0)
         mult *= 1.0 - depth * np.clip(0.6 * inside + rim, 0, 1)
@@ -219,9 +219,9 @@ def illumination(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarra
     a = rng.uniform(0, 2 * np.pi)
     g = (np.cos(a) * xx / w + np.sin(a) * yy / h)
     g = (g - g.min()) / max(1e-6, g.max() - g.min())
-    light = 1.0 - (0.15 + 0.45 * s) * g
+    light = 1.0 - (0.25 + 0.5 * s) * g
     edge = rng.uniform(0.05, 0.3) * w
-    shadow = 1.0 - (0.2 + 0.4 * s) * np.exp(-xx / edge)
+    shadow = 1.0 - (0.25 + 0.5 * s) * np.exp(-xx / edge)
     if rng.random() < 0.5:
         shadow = shadow[:, ::-1]
     return x * light * shadow
@@ -248,16 +248,16 @@ def crumple(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
 
 def faded(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
     """Low contrast: grey paper and light ink (old photocopies, toner running out)."""
-    paper = rng.uniform(0.75, 0.95)
-    contrast = 0.6 - 0.45 * s  # ink-to-paper distance left
+    paper = rng.uniform(0.7, 0.95)
+    contrast = 0.55 - 0.45 * s  # ink-to-paper distance left
     return paper * (1.0 - (1.0 - x) * contrast)
 
 
 def blur_jpeg(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
     """Out of focus or motion blur, then heavy JPEG compression."""
-    sigma = 0.5 + 1.5 * s
+    sigma = 0.6 + 2.0 * s
     y = cv2.GaussianBlur(x, (0, 0), sigma)
-    return _jpeg(y, int(rng.integers(max(5, int(60 - 50 * s)), 70)))
+    return _jpeg(y, int(rng.integers(max(5, int(50 - 45 * s)), 60)))
 
 
 def resample_jpeg(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
@@ -281,7 +281,7 @@ def bleed_through(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarr
     h, w = x.shape
     back = render_page(rng, h, w).clean[:, ::-1]
     back = cv2.GaussianBlur(back, (0, 0), rng.uniform(0.8, 2.0))
-    k = 0.25 + 0.45 * s
+    k = 0.15 + 0.45 * s
     return x * (1.0 - k * (1.0 - back))
 
 
@@ -323,14 +323,18 @@ def damage(clean: np.ndarray, kind: str, rng: np.random.Generator,
 
 
 def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
-              kinds: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A random clean page and a damaged copy with one to three damage kinds.
+              kinds: list[str] | None = None,
+              clean_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """A random clean page and a damaged copy with one to three damage kinds
+    (undamaged with probability ``clean_fraction``).
 
     Photometric damage (stains, light, paper) goes first and sensor damage
     (noise, blur, JPEG) last, the order in which a real scan acquires them.
     """
     kinds = kinds or list(DAMAGES)
     page = render_page(rng, height, width)
+    if rng.random() < clean_fraction:  # clean in, clean out: do no harm to good pages
+        return page.clean.copy(), page.clean
     chosen = list(rng.choice(kinds, size=int(rng.integers(1, 4)), replace=False))
     order = [k for k in DAMAGES if k in chosen]
     x = page.clean

@@ -1,0 +1,174 @@
+"""Does denoising make OCR better? One command, three data sets, classical baselines alongside.
+
+    .venv/bin/python benchmarks/ocr_quality.py            # everything (about 10-20 min on 2 cores)
+    .venv/bin/python benchmarks/ocr_quality.py --only ocr --pages 2   # quicker look
+
+1. OCR: renders validation pages with seeds training never uses (training draws
+   from ``numpy.random.default_rng(config.seed)``; these pages use
+   ``SeedSequence([VAL_SEED, kind, page])``), damages each with one damage kind, and
+   runs real tesseract on the clean, damaged and denoised page and on each
+   classical baseline: Otsu, Sauvola, median + Otsu, OpenCV non-local means, and
+   tesseract's own Sauvola (``-c thresholding_method=2``). Prints character error
+   rate (CER, %) per damage kind, and CER of ``denoise_page(clean)``.
+2. NoisyOffice val (the Kaggle "Denoising Dirty Documents" images): per-pixel RMSE on
+   [0, 1], pooled over all pixels, as Kaggle scored it.
+3. DIBCO 2009-2013: PSNR (dB) and F-measure (%) against the binary ground truth,
+   every output binarised at 128.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per process
+
+from baselines import CLEANERS  # noqa: E402
+
+from ocr_denoise import Denoiser  # noqa: E402
+from ocr_denoise.ocr import cer, tesseract_text  # noqa: E402
+from train import synth  # noqa: E402
+
+VAL_SEED = 31_337_2026
+DATA = REPO.parent / "shared" / "data"
+
+
+def u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def val_page(kind_idx: int, page_idx: int) -> tuple[synth.Page, np.random.Generator]:
+    rng = np.random.default_rng(np.random.SeedSequence([VAL_SEED, kind_idx, page_idx]))
+    page = synth.render_page(rng, 640, 900, x_height=float(rng.uniform(12, 22)), margin=30)
+    return page, rng
+
+
+def ocr_table(den: Denoiser, pages: int, workers: int) -> dict:
+    methods = ["clean", "damaged", "denoised", *CLEANERS, "tess-sauvola"]
+    results: dict[str, dict[str, list[float]]] = {}
+    clean_roundtrip: list[tuple[float, float]] = []
+    jobs = []  # (kind, method, image, config, truth)
+    for ki, kind in enumerate(synth.DAMAGES):
+        for pi in range(pages):
+            page, rng = val_page(ki, pi)
+            clean = u8(page.clean)
+            noisy = u8(synth.damage(page.clean, kind, rng, float(rng.uniform(0.4, 1.0))))
+            imgs = {"clean": clean, "damaged": noisy, "denoised": den.denoise(noisy)}
+            imgs.update({name: f(noisy) for name, f in CLEANERS.items()})
+            for m, im in imgs.items():
+                jobs.append((kind, m, im, "", page.text))
+            jobs.append((kind, "tess-sauvola", noisy, "-c thresholding_method=2", page.text))
+            if ki == 0:  # clean pages in, clean pages out (same pages for every kind)
+                jobs.append(("_roundtrip", f"{pi}", den.denoise(clean), "", page.text))
+
+    def run(job):
+        kind, m, im, cfg, truth = job
+        return kind, m, cer(truth, tesseract_text(im, config=cfg))
+
+    with ThreadPoolExecutor(workers) as ex:
+        for kind, m, c in ex.map(run, jobs):
+            if kind == "_roundtrip":
+                clean_roundtrip.append(c)
+            else:
+                results.setdefault(kind, {}).setdefault(m, []).append(c)
+
+    table = {k: {m: 100 * float(np.mean(v[m])) for m in methods} for k, v in results.items()}
+    table["MEAN"] = {m: float(np.mean([table[k][m] for k in results])) for m in methods}
+    clean_cer = [c for c in results[next(iter(synth.DAMAGES))]["clean"]]
+    return {"methods": methods, "table": table,
+            "clean_cer": 100 * float(np.mean(clean_cer)),
+            "denoised_clean_cer": 100 * float(np.mean(clean_roundtrip))}
+
+
+def noisyoffice_rmse(den: Denoiser) -> dict[str, float]:
+    folder = DATA / "noisyoffice" / "val"
+    sq = {m: 0.0 for m in ["damaged", "denoised", *CLEANERS]}
+    n = 0
+    for p in sorted((folder / "noisy").glob("*.png")):
+        noisy = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        clean = cv2.imread(str(folder / "clean" / p.name), cv2.IMREAD_GRAYSCALE) / 255.0
+        outs = {"damaged": noisy, "denoised": den.denoise(noisy)}
+        outs.update({name: f(noisy) for name, f in CLEANERS.items()})
+        for m, o in outs.items():
+            sq[m] += float(np.sum((o / 255.0 - clean) ** 2))
+        n += clean.size
+    return {m: float(np.sqrt(v / n)) for m, v in sq.items()}
+
+
+def dibco_scores(den: Denoiser) -> dict[str, dict[str, float]]:
+    per: dict[str, dict[str, list[float]]] = {}
+    for gt_p in sorted(DATA.glob("dibco/*/gt/*.png")):
+        orig = cv2.imread(str(gt_p.parent.parent / "orig" / gt_p.name), cv2.IMREAD_GRAYSCALE)
+        gt_ink = cv2.imread(str(gt_p), cv2.IMREAD_GRAYSCALE) < 128
+        outs = {"damaged": orig, "denoised": den.denoise(orig)}
+        outs.update({name: f(orig) for name, f in CLEANERS.items()})
+        for m, o in outs.items():
+            ink = o < 128
+            mse = float(np.mean(ink != gt_ink))
+            tp = float(np.sum(ink & gt_ink))
+            prec = tp / max(1.0, float(ink.sum()))
+            rec = tp / max(1.0, float(gt_ink.sum()))
+            f1 = 2 * prec * rec / max(1e-9, prec + rec)
+            d = per.setdefault(m, {"psnr": [], "f": []})
+            d["psnr"].append(10 * np.log10(1.0 / max(mse, 1e-10)))
+            d["f"].append(100 * f1)
+    return {m: {"psnr": float(np.mean(v["psnr"])), "f": float(np.mean(v["f"])),
+                "n": len(v["psnr"])} for m, v in per.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    ap.add_argument("--pages", type=int, default=3, help="validation pages per damage kind")
+    ap.add_argument("--only", choices=["ocr", "noisyoffice", "dibco"], action="append")
+    ap.add_argument("--workers", type=int, default=2, help="parallel tesseract processes")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    parts = args.only or ["ocr", "noisyoffice", "dibco"]
+    den = Denoiser(args.model, device="cpu")
+    print(f"model: {den.model_path}")
+    out: dict = {}
+    t0 = time.time()
+    if "ocr" in parts:
+        r = out["ocr"] = ocr_table(den, args.pages, args.workers)
+        ms = r["methods"]
+        print(f"\n## Tesseract CER (%), {args.pages} page(s) per damage kind, seed {VAL_SEED}\n")
+        print("| damage | " + " | ".join(ms) + " |")
+        print("|---|" + "---:|" * len(ms))
+        for k, row in r["table"].items():
+            print(f"| {k} | " + " | ".join(f"{row[m]:.1f}" for m in ms) + " |")
+        print(f"\nclean pages: CER {r['clean_cer']:.2f}% as rendered, "
+              f"{r['denoised_clean_cer']:.2f}% after denoise_page")
+    if "noisyoffice" in parts:
+        r = out["noisyoffice_rmse"] = noisyoffice_rmse(den)
+        print("\n## NoisyOffice val, per-pixel RMSE (Kaggle metric; gold <= 0.018)\n")
+        print("| method | RMSE |\n|---|---:|")
+        for m, v in r.items():
+            print(f"| {m} | {v:.4f} |")
+    if "dibco" in parts:
+        r = out["dibco"] = dibco_scores(den)
+        n = next(iter(r.values()))["n"]
+        print(f"\n## DIBCO 2009-2013 ({n} images), binarised at 128\n")
+        print("| method | PSNR dB | F-measure % |\n|---|---:|---:|")
+        for m, v in r.items():
+            print(f"| {m} | {v['psnr']:.2f} | {v['f']:.1f} |")
+    print(f"\n({time.time() - t0:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

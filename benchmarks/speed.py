@@ -1,0 +1,154 @@
+"""How fast is ``denoise_page`` on this machine, against references measured in the same run?
+
+    .venv/bin/python benchmarks/speed.py [--model M.onnx] [--overlap 6] [--batch-size 512]
+                                         [--repeat 3] [--skip-a3]
+
+On a generated 300-DPI US-letter page (2550 x 3300, text with noise) it measures,
+in one process and one run (machines are noisy; compare within a run only):
+  * ``denoise_page`` end to end: array in, array out, blending on, warm session;
+  * OpenCV ``fastNlMeansDenoising(h=10, 7, 21)`` on the same page;
+  * the machine's fp32 matrix-multiply rate (numpy, 4096^2 product);
+  * the model's FLOPs per page (from the ONNX graph's Conv nodes),
+and prints pages/s, megapixels/s, the ratio to non-local means and the fraction of
+the matmul rate the model achieves. Then, in a fresh subprocess, the peak resident
+memory of denoising a 600-DPI A3 page (7016 x 9921).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ocr_denoise import Denoiser  # noqa: E402
+
+
+def letter_page(h: int = 3300, w: int = 2550, seed: int = 0) -> np.ndarray:
+    """A uint8 page of text-like strokes on grey, noisy paper (no fonts needed)."""
+    rng = np.random.default_rng(seed)
+    page = np.full((h, w), 235, np.uint8)
+    for y in range(150, h - 150, 50):  # ~12-pt lines at 300 DPI
+        x = 150
+        while x < w - 200:
+            cw = int(rng.integers(15, 30))
+            cv2.putText(page, "".join(rng.choice(list("abcdefghij"), 2)), (x, y),
+                        cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2, cv2.LINE_AA)
+            x += cw * 2 + int(rng.integers(10, 25))
+    noise = rng.normal(0, 25, (h, w)).astype(np.float32)
+    return np.clip(page + noise, 0, 255).astype(np.uint8)
+
+
+def model_flops_per_patch(path: Path) -> float:
+    """2 x multiply-adds of every Conv for one patch, with shapes taken from a real run
+    (every Conv output is exposed as a graph output, so no shape inference is needed)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i).shape for i in m.graph.initializer}
+    convs = [n for n in m.graph.node if n.op_type == "Conv" and n.input[1] in inits]
+    for n in convs:
+        m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+    outs = sess.run([n.output[0] for n in convs], {inp.name: np.ones(shape, np.float32)})
+    return float(sum(2.0 * o.size * np.prod(inits[n.input[1]][1:]) for n, o in zip(convs, outs)))
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def a3_peak_rss(args: argparse.Namespace) -> float:
+    """Peak RSS (MB) of a child that only builds an A3 page and denoises it."""
+    code = f"""
+import resource, sys, numpy as np
+sys.path.insert(0, {str(REPO)!r})
+from ocr_denoise import Denoiser
+d = Denoiser({args.model!r}, device="cpu", overlap={args.overlap}, batch_size={args.batch_size})
+page = np.full((9921, 7016), 235, np.uint8)
+page[::40, :] = 20
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = d.denoise(page)
+assert out.shape == page.shape
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base / 1024)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak, before = map(float, r.stdout.split())
+    return peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--overlap", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-a3", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+
+    page = letter_page()
+    h, w = page.shape
+    mpx = h * w / 1e6
+    den = Denoiser(args.model, device="cpu", overlap=args.overlap, batch_size=args.batch_size)
+    den.denoise(page[:300, :300])  # warm the session
+
+    t_model = best_of(lambda: den.denoise(page), args.repeat)
+    t_nlm = best_of(lambda: cv2.fastNlMeansDenoising(page, None, 10, 7, 21), max(1, args.repeat - 1))
+    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+    a @ a
+    t_mm = best_of(lambda: a @ a, args.repeat)
+    mm_rate = 2 * 4096**3 / t_mm
+
+    from ocr_denoise.tiling import TileGrid
+    grid = TileGrid(h, w, den.patch_size, args.overlap)
+    f_patch = model_flops_per_patch(den.model_path)
+    f_page = f_patch * grid.count
+    res = {
+        "page": f"{w}x{h}", "overlap": args.overlap, "batch_size": args.batch_size,
+        "providers": list(den.providers),
+        "denoise_s": t_model, "pages_per_s": 1 / t_model, "mpx_per_s": mpx / t_model,
+        "nlmeans_s": t_nlm, "speedup_vs_nlmeans": t_nlm / t_model,
+        "matmul_gflops": mm_rate / 1e9, "model_gflop_per_page": f_page / 1e9,
+        "patches_per_page": grid.count,
+        "model_gflops_achieved": f_page / t_model / 1e9,
+        "fraction_of_matmul": f_page / t_model / mm_rate,
+    }
+    print(f"page {w}x{h} ({mpx:.1f} Mpx), overlap {args.overlap}, batch {args.batch_size}, "
+          f"{den.providers[0]}")
+    print(f"denoise_page      {t_model:7.3f} s   {1 / t_model:6.2f} pages/s   "
+          f"{mpx / t_model:6.1f} Mpx/s")
+    print(f"fastNlMeans       {t_nlm:7.3f} s   -> denoise_page is {t_nlm / t_model:.1f}x faster")
+    print(f"numpy fp32 matmul {mm_rate / 1e9:7.1f} GFLOP/s")
+    print(f"model             {f_page / 1e9:7.1f} GFLOP/page ({grid.count} patches, "
+          f"{f_patch / 784:.0f} FLOP/px/patch) -> {f_page / t_model / 1e9:.1f} GFLOP/s = "
+          f"{100 * f_page / t_model / mm_rate:.0f}% of matmul")
+    if not args.skip_a3:
+        peak = a3_peak_rss(args)
+        res["a3_peak_rss_mb"] = peak
+        print(f"A3 600 DPI (7016x9921) peak resident memory {peak:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
