@@ -264,18 +264,3 @@ def test_model_returning_nan_for_a_black_patch_is_refused_at_load(tmp_path):
     path = make_onnx_graph_model(tmp_path / "div0.onnx", [node("Div", ["x", "zero"], ["y"])],
                                  NHWC, NHWC, initializers=[scalar("zero", 0.0)])
     refused(path, "NaN or infinite values")
-
-
-
-@pytest.mark.xfail(strict=True, reason="pyproject.toml package-data ships only models/*.onnx; "
-                   "the lead owns that file (issue 7 report). Strict: passes once fixed.")
-def test_wheel_package_data_ships_the_checksum_file():
-    """Without it an installed wheel loads the shipped model unverified (with a warning)."""
-    import fnmatch
-    import tomllib
-
-    from conftest import REPO
-
-    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = cfg["tool"]["setuptools"]["package-data"]["ocr_denoise"]
-    assert any(fnmatch.fnmatch("models/denoiser.onnx.sha256", p) for p in patterns), patterns

@@ -12,6 +12,10 @@ SCRIPT = """
 import sys, numpy as np
 import ocr_denoise
 assert "site-packages" in ocr_denoise.__file__, ocr_denoise.__file__
+from pathlib import Path
+models = Path(ocr_denoise.__file__).parent / "models"
+# The checksum ships beside the model, so the installed model is verified on load.
+assert (models / "denoiser.onnx.sha256").is_file(), sorted(p.name for p in models.iterdir())
 page = np.full((60, 90), 230, np.uint8); page[20:30, 10:80] = 20
 out = ocr_denoise.denoise_page(page)
 assert out.shape == page.shape and out.dtype == np.uint8
