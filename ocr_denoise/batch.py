@@ -343,8 +343,8 @@ def _text_path(dst: Path) -> Path:
     return dst.with_suffix(".txt")
 
 
-def _outputs_exist(task: Task, opts: _Options) -> bool:
-    return task.dst.exists() and (not opts.ocr or _text_path(task.dst).exists())
+def _outputs_exist(task: Task, ocr: bool) -> bool:
+    return task.dst.exists() and (not ocr or _text_path(task.dst).exists())
 
 
 def _ocr(page, opts: _Options) -> str:
@@ -597,25 +597,23 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
          max_pixels: int | None, progress: bool) -> BatchReport:
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    skipped: list[FileResult] = []
+    todo: list[Task] = []
+    for t in items:
+        if not overwrite and _outputs_exist(t, ocr):
+            skipped.append(FileResult(t.src, "skipped", t.dst))
+        else:
+            todo.append(t)
+    jobs = max(1, min(jobs, len(todo)))  # no idle workers for a handful of files
     cores = available_cores()
     threads = None if jobs == 1 else max(1, cores // jobs)
     opts = _Options(str(model) if model is not None else None, device, threads, overwrite,
                     ocr, ocr_lang, max_pixels)
     report = BatchReport(jobs=jobs, threads=threads)
-    for r in early:
+    for r in early + skipped:
         report.add(r)
 
-    todo: list[Task] = []
-    for t in items:
-        if not overwrite and _outputs_exist(t, opts):
-            report.add(FileResult(t.src, "skipped", t.dst))
-        else:
-            todo.append(t)
     out_dirs = sorted({t.dst.parent for t in todo})
-    for folder in out_dirs:
-        for p in imgio.remove_stale_temps(folder):
-            logger.info("removed %s, left by an interrupted run", p)
-
     if todo:
         if ocr:
             _check_ocr()
@@ -623,6 +621,13 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
         # error now, not one failure per file later.
         denoiser = Denoiser(model, device=device, threads=threads)
         denoiser.patch_size  # noqa: B018 - builds the session
+    for folder in out_dirs:
+        # Here rather than at the first write: an output folder that cannot be
+        # made is one error for the run, not one failure per file.
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in imgio.remove_stale_temps(folder):
+            logger.info("removed %s, left by an interrupted run", p)
+    if todo:
         logger.info("%d file(s) to do, %d skipped; %d job(s) x %s thread(s) on %d core(s)",
                     len(todo), len(report.skipped), jobs, threads or "all", cores)
 
@@ -639,6 +644,9 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
         sized = width > 0
         bar = tqdm(total=len(todo), unit="page", file=sys.stderr, smoothing=0.1,
                    desc="ocr-denoise", dynamic_ncols=sized,
+                   # always pages/s (tqdm would switch to s/page below 1 page/s)
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
+                   "{rate_noinv_fmt}{postfix}]",
                    ncols=None if sized else 100, nrows=None if sized else 20)
 
     def on_result(r: FileResult) -> None:

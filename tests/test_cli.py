@@ -355,6 +355,17 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, rng):
     assert r.returncode == 2 and "not a folder" in r.stderr
 
 
+def test_output_folder_that_cannot_be_made_is_one_error_not_one_per_file(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    (tmp_path / "afile").write_text("x")
+    r = run(src, "-o", tmp_path / "afile" / "out")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1, r.stderr
+    assert "afile" in r.stderr and "p0.png" not in r.stderr
+
+
 def test_ocr_flag_writes_text_beside_each_output(tmp_path, identity_model):
     src = tmp_path / "in"
     src.mkdir()
