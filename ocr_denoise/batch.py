@@ -553,6 +553,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_jobs() -> int:
+    """Worker processes the command line uses unless told: one per core, at most 4.
+
+    On the 2-core machine this was measured on, 2 one-thread workers denoised a
+    folder 1.4x faster than one process with 2 onnxruntime threads (decoding and
+    encoding overlap inference; no intra-op thread synchronisation). More than 4
+    mostly adds memory: each worker holds a session and a page or two.
+    """
+    return max(1, min(available_cores(), 4))
+
+
 def _check_ocr() -> None:
     try:
         import pytesseract

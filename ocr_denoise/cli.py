@@ -47,6 +47,10 @@ def _pixel_count(s: str) -> int:
     return int(n)
 
 
+def _jobs(s: str) -> int | str:
+    return "auto" if s == "auto" else _positive_int(s)
+
+
 def _positive_int(s: str) -> int:
     try:
         n = int(s)
@@ -79,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "written as multi-page TIFF)")
     p.add_argument("--overwrite", action="store_true",
                    help="redo outputs that already exist (default: skip them)")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=1,
+    p.add_argument("-j", "--jobs", type=_jobs, default="auto",
                    help="worker processes; each gets cores/jobs onnxruntime threads "
-                   "(default: 1)")
+                   "(default: auto = one per core, at most 4; 1 = no worker processes)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA if available, else CPU; cuda fails if there is no GPU")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
@@ -122,13 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="ocr-denoise: %(message)s")
-    from .batch import denoise_files, denoise_folder
+    from .batch import default_jobs, denoise_files, denoise_folder
 
     import cv2  # this process is ours: decoder complaints become failure reasons instead
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-    options = dict(overwrite=args.overwrite, jobs=args.jobs, device=args.device,
+    jobs = default_jobs() if args.jobs == "auto" else args.jobs
+    options = dict(overwrite=args.overwrite, jobs=jobs, device=args.device,
                    model=args.model, ocr=args.ocr, ocr_lang=args.lang,
                    max_pixels=args.max_pixels)
     single = _single_file(args)

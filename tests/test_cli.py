@@ -324,6 +324,21 @@ def test_quiet_prints_nothing_on_success_and_only_failures_otherwise(tmp_path, r
     assert r.returncode == 1 and "b.png: file is empty" in r.stderr
 
 
+def test_jobs_default_to_one_per_core_at_most_four_and_never_more_than_files(
+        tmp_path, rng, identity_model):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    auto = min(len(os.sched_getaffinity(0)), 4)
+    r = run(src, "-o", tmp_path / "a", "--model", identity_model)
+    assert r.returncode == 0 and f"{auto} job" in r.stderr, r.stderr
+    r = run(src, "-o", tmp_path / "b", "--model", identity_model, "--jobs", "1")
+    assert r.returncode == 0 and "1 job)" in r.stderr
+    r = run(src / "p0.png", "-o", tmp_path / "c.png", "--model", identity_model, "--jobs", "3")
+    assert r.returncode == 0 and "1 job)" in r.stderr
+
+
 def test_everything_already_done_is_success(tmp_path, rng, identity_model):
     src = tmp_path / "in"
     src.mkdir()
