@@ -4,6 +4,10 @@ It reuses one ``Denoiser`` per (model, device, settings) for the life of the
 process, so calling it page after page costs one session build, not one per page.
 A ``Denoiser`` whose model or settings are refused is not cached: the next call
 tries again and fails the same clear way.
+
+It takes numpy arrays, Pillow images (``pil.py`` says what each mode means) and
+image file paths (read by ``io.py``, with its pixel limit), and resamples pages
+scanned far from the model's scale (``rescale.py``).
 """
 
 from __future__ import annotations
@@ -11,11 +15,21 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
+from . import pil
+from .io import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
+from .rescale import denoise_at_scale
 from .session import Denoiser, Device, device_key
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: A resolution: one number for both axes, or (x, y) dots per inch.
+DpiLike = Union[float, "tuple[float, float]"]
 
 _cache: dict[tuple, Denoiser] = {}
 _cache_lock = threading.Lock()
@@ -39,8 +53,14 @@ def get_denoiser(
     device: Device = "auto",
     batch_size: int = 512,
     overlap: int = 6,
+    threads: int | None = None,
 ) -> Denoiser:
     """The process-wide ``Denoiser`` for these settings, built on first request.
+
+    Built under a lock, so threads asking at once share one session; safe
+    across ``fork`` (the child builds its own session on first use). ``threads``
+    is onnxruntime's intra-op thread count (None: all cores), for callers that
+    run one session per worker process and must not oversubscribe the cores.
 
     Raises what ``Denoiser`` raises (``ModelError``, ``ProviderError``,
     ``TypeError``/``ValueError`` for bad settings).
@@ -52,34 +72,92 @@ def get_denoiser(
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).
     key = (str(path), device_key(device), type(batch_size), batch_size,
-           type(overlap), overlap)
+           type(overlap), overlap, type(threads), threads)
     with _cache_lock:
         d = _cache.get(key)
         if d is None:
-            d = Denoiser(path, device=device, batch_size=batch_size, overlap=overlap)
+            d = Denoiser(path, device=device, batch_size=batch_size, overlap=overlap,
+                         threads=threads)
             _cache[key] = d
         return d
 
 
+@overload
+def denoise_page(img: Image.Image, *, dpi: DpiLike | None = ..., rescale: bool = ...,
+                 max_pixels: int | None = ..., model: str | os.PathLike[str] | None = ...,
+                 device: Device = ..., batch_size: int = ..., overlap: int = ...,
+                 threads: int | None = ...) -> Image.Image: ...
+@overload
+def denoise_page(img: np.ndarray | str | os.PathLike[str], *, dpi: DpiLike | None = ...,
+                 rescale: bool = ..., max_pixels: int | None = ...,
+                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
+                 batch_size: int = ..., overlap: int = ..., threads: int | None = ...,
+                 ) -> np.ndarray: ...
+
+
 def denoise_page(
-    img: np.ndarray,
+    img: np.ndarray | Image.Image | str | os.PathLike[str],
     *,
+    dpi: DpiLike | None = None,
+    rescale: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     model: str | os.PathLike[str] | None = None,
     device: Device = "auto",
     batch_size: int = 512,
     overlap: int = 6,
-) -> np.ndarray:
+    threads: int | None = None,
+) -> np.ndarray | Image.Image:
     """Denoise one scanned page before OCR.
 
-    ``img``: an H x W gray, H x W x 3 BGR (OpenCV order) or H x W x 4 BGRA numpy
-    array; uint8, uint16, or float in [0, 1]; any size from 1 x 1; any memory
-    layout (strided, transposed, Fortran order, read-only). Alpha is composited
-    onto white paper.
+    ``img`` is one of:
 
-    Returns an H x W uint8 gray page, white paper = 255, ready for tesseract.
-    The input is never modified. Unsupported input raises ``TypeError`` (not an
-    array, wrong dtype) or ``ValueError`` (wrong shape, NaN/inf, floats outside
+    * a numpy array: H x W gray, H x W x 3 BGR (OpenCV order) or H x W x 4
+      BGRA; uint8, uint16, or float in [0, 1]; any size from 1 x 1; any memory
+      layout (strided, transposed, Fortran order, read-only). Alpha is
+      composited onto white paper. Returns an H x W uint8 array.
+    * a ``PIL.Image`` of any mode (1, L, LA, P, RGB, RGBA, I;16, I, F...; see
+      ``ocr_denoise.pil`` for what each mode's values mean). Returns a mode
+      ``L`` image of the same size with the input's ``info['dpi']``, so
+      pytesseract and OCRmyPDF still see the resolution.
+    * the path (str or ``os.PathLike``) of a PNG, JPEG, TIFF, BMP or WebP
+      file, read as ``ocr_denoise.io.read_image`` reads it: pages whose header
+      declares more than ``max_pixels`` pixels are refused before decoding
+      (``ImageTooLargeError``), and a file that cannot be read raises
+      ``ImageReadError`` (a ``ValueError``) naming it. A multi-page file is
+      refused (use ``denoise_folder``). Returns an H x W uint8 array.
+
+    ``dpi``: the page's resolution, one number or (x, y); by default the one
+    the image or file records, if any. When ``rescale`` is true and either
+    axis is below 150 or above 600 DPI (outside the scale the model was
+    trained at) the page is denoised at 300 DPI and resampled back; see
+    ``ocr_denoise.rescale`` for the rule and its guard against made-up DPIs.
+
+    ``model``, ``device``, ``batch_size``, ``overlap``, ``threads``: as for
+    ``Denoiser``; one is built per distinct set and kept (``get_denoiser``).
+
+    Returns white paper = 255, ready for tesseract. The input is never
+    modified. Unsupported input raises ``TypeError`` (not an array, image or
+    path; wrong dtype) or ``ValueError`` (wrong shape, NaN/inf, floats outside
     [0, 1]) naming what was expected and what was given.
     """
-    return get_denoiser(model, device=device, batch_size=batch_size,
-                        overlap=overlap).denoise(img)
+    d = get_denoiser(model, device=device, batch_size=batch_size, overlap=overlap,
+                     threads=threads)
+    if pil.is_pil_image(img):
+        own = pil.image_dpi(img)  # type: ignore[arg-type]
+        page = pil.to_array(img)  # type: ignore[arg-type]
+        out = denoise_at_scale(d.denoise, page, _dpi(dpi, own, rescale))
+        return pil.to_image(out, own)
+    if isinstance(img, (str, os.PathLike)):
+        src = open_image(img, max_pixels=max_pixels)
+        if src.pages > 1:
+            raise ValueError(f"{src.path}: has {src.pages} pages; denoise_page takes one "
+                             "(use denoise_folder, which writes multi-page TIFFs)")
+        return denoise_at_scale(d.denoise, src.read(0), _dpi(dpi, src.dpi[0], rescale))
+    return denoise_at_scale(d.denoise, img, _dpi(dpi, None, rescale))  # type: ignore[arg-type]
+
+
+def _dpi(given: object, recorded: object, rescale: bool) -> object:
+    """The DPI that decides resampling: None (never resample) unless ``rescale``."""
+    if not rescale:
+        return None
+    return given if given is not None else recorded

@@ -129,3 +129,138 @@ def test_page_too_big_for_the_address_space_left_is_a_memory_error_not_a_crash(i
     assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
     assert "RESULT MemoryError" in r.stdout and "(20000, 20000)" in r.stdout, r.stdout
     assert "ALIVE" in r.stdout
+
+
+# -- file paths ------------------------------------------------------------------------------
+
+
+def test_path_gives_the_page_of_the_array_opencv_reads(tmp_path, rng):
+    import cv2
+
+    page = (text_page(rng, 60, 80) * 65535).astype(np.uint16)
+    for name, img in [("p.png", (page // 257).astype(np.uint8)), ("p16.tif", page),
+                      ("c.png", np.dstack([page // 257] * 3).astype(np.uint8))]:
+        cv2.imwrite(str(tmp_path / name), img)
+        out = denoise_page(tmp_path / name, device="cpu")
+        assert isinstance(out, np.ndarray) and out.dtype == np.uint8
+        expected = denoise_page(cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED),
+                                device="cpu")
+        np.testing.assert_array_equal(out, expected, err_msg=name)
+        np.testing.assert_array_equal(denoise_page(str(tmp_path / name), device="cpu"), out)
+
+
+def test_path_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    from ocr_denoise.io import ImageTooLargeError, write_image
+
+    write_image(tmp_path / "big.png", np.full((100, 100), 255, np.uint8))
+    with pytest.raises(ImageTooLargeError, match="100x100 = 10,000 pixels, more than the limit"):
+        denoise_page(tmp_path / "big.png", max_pixels=9_999)
+    assert denoise_page(tmp_path / "big.png", max_pixels=10_000).shape == (100, 100)
+
+
+def test_unreadable_paths_raise_an_image_read_error_naming_the_file(tmp_path):
+    from ocr_denoise.io import ImageReadError
+
+    (tmp_path / "notes.png").write_text("not an image")
+    for p, reason in [(tmp_path / "missing.png", "no such file"),
+                      (tmp_path / "notes.png", "not a readable image"),
+                      (tmp_path, "is a directory")]:
+        with pytest.raises(ImageReadError, match=reason) as e:
+            denoise_page(p)
+        assert e.value.path == p
+
+
+def test_multi_page_file_is_refused_rather_than_cut_to_its_first_page(tmp_path):
+    from ocr_denoise.io import write_pages
+
+    write_pages(tmp_path / "two.tif", [np.full((20, 20), 255, np.uint8)] * 2)
+    with pytest.raises(ValueError, match="has 2 pages; denoise_page takes one"):
+        denoise_page(tmp_path / "two.tif")
+
+
+# -- the resolution rule (ocr_denoise.rescale) ------------------------------------------------
+
+
+@pytest.mark.parametrize("dpi, size, expected", [
+    (None, (800, 1000), None),                   # unknown: leave it
+    (300, (2480, 3508), None),                   # A4 at 300: in range
+    ((150, 150), (1240, 1754), None),            # range ends are in range
+    ((600, 600), (4960, 7016), None),
+    ((100, 100), (827, 1169), (300.0, 300.0)),   # 100 DPI A4: too coarse
+    ((1200, 1200), (9921, 14031), (300.0, 300.0)),  # too fine
+    ((204, 98), (1728, 1143), (300.0, 300.0)),   # fax "standard": one axis out
+    ((149.9, 300), (1000, 1000), (300.0, 300.0)),
+    ((72, 72), (2480, 3508), None),              # 34 x 49 inches: a made-up default
+    ((72, 72), (612, 792), (300.0, 300.0)),      # 8.5 x 11 in at 72: believable
+    ((0, 300), (100, 100), None),                # broken values: ignored
+    ((float("nan"), 100), (100, 100), None),
+    ("300", (100, 100), None),
+])
+def test_pages_are_resampled_to_300_dpi_only_outside_150_to_600(dpi, size, expected):
+    from ocr_denoise.rescale import working_dpi
+
+    assert working_dpi(dpi, *size) == expected
+
+
+def _recording(seen: list):
+    """A denoise function that records the page size it is given and returns
+    mid-grey, to see what ``denoise_at_scale`` hands the model."""
+    def denoise(page: np.ndarray) -> np.ndarray:
+        seen.append(page.shape)
+        return np.full(page.shape[:2], 77, np.uint8)
+    return denoise
+
+
+@pytest.mark.parametrize("dpi, working", [
+    ((100, 100), (240, 300)),    # 80 x 100 at 100 DPI -> 3x
+    ((1200, 1200), (20, 25)),    # -> a quarter
+    ((204, 98), (245, 147)),     # both axes to 300: squares the pixels
+    ((300, 300), (80, 100)),     # in range: as is
+])
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_model_sees_the_page_at_the_working_dpi_and_the_caller_gets_its_own_size(
+        dpi, working, channels):
+    from ocr_denoise.rescale import denoise_at_scale
+
+    shape = (80, 100) + ((channels,) if channels else ())
+    page = np.full(shape, 200, np.uint8)
+    seen: list = []
+    out = denoise_at_scale(_recording(seen), page, dpi)
+    assert [s[:2] for s in seen] == [working]
+    assert out.shape == (80, 100) and out.dtype == np.uint8 and (out == 77).all()
+
+
+def test_bad_page_is_refused_before_any_resampling():
+    from ocr_denoise.rescale import denoise_at_scale
+
+    seen: list = []
+    with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
+        denoise_at_scale(_recording(seen), np.full((10, 10), 2.0), (100, 100))
+    assert seen == []
+
+
+def test_dpi_recorded_in_a_file_or_image_steers_resampling_and_rescale_false_stops_it(
+        tmp_path, rng):
+    from PIL import Image
+
+    from ocr_denoise.io import write_image
+
+    page = (text_page(rng, 60, 80) * 255).astype(np.uint8)
+    as_is = denoise_page(page, device="cpu")
+    at_100 = denoise_page(page, dpi=100, device="cpu")
+    assert at_100.shape == page.shape and not np.array_equal(at_100, as_is)
+    np.testing.assert_array_equal(denoise_page(page, dpi=(300, 300), device="cpu"), as_is)
+
+    write_image(tmp_path / "p100.png", page, dpi=(100, 100))
+    np.testing.assert_array_equal(denoise_page(tmp_path / "p100.png", device="cpu"), at_100)
+    np.testing.assert_array_equal(
+        denoise_page(tmp_path / "p100.png", rescale=False, device="cpu"), as_is)
+    # an explicit dpi= wins over the file's
+    np.testing.assert_array_equal(
+        denoise_page(tmp_path / "p100.png", dpi=300, device="cpu"), as_is)
+
+    im = Image.fromarray(page)
+    im.info["dpi"] = (100, 100)
+    np.testing.assert_array_equal(np.asarray(denoise_page(im, device="cpu")), at_100)
+    np.testing.assert_array_equal(np.asarray(denoise_page(im, rescale=False, device="cpu")),
+                                  as_is)
