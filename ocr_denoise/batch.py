@@ -39,7 +39,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence, Union
+from typing import Callable, Iterable, Literal, Sequence, Union
 
 from . import io as imgio
 from .session import Denoiser
@@ -327,8 +327,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 @dataclass(frozen=True)
-class _Options:
-    """Settings a worker needs; small and picklable."""
+class FileOptions:
+    """Settings ``process_file`` needs; small and picklable, so they travel to
+    worker processes (here and in ``ocr_denoise.dask``) instead of a session."""
 
     model: str | None
     device: str
@@ -347,13 +348,13 @@ def _outputs_exist(task: Task, ocr: bool) -> bool:
     return task.dst.exists() and (not ocr or _text_path(task.dst).exists())
 
 
-def _ocr(page, opts: _Options) -> str:
+def _ocr(page, opts: FileOptions) -> str:
     from .ocr import tesseract_text
 
     return tesseract_text(page, lang=opts.ocr_lang)
 
 
-def process_file(task: Task, denoiser: Denoiser, opts: _Options) -> FileResult:
+def process_file(task: Task, denoiser: Denoiser, opts: FileOptions) -> FileResult:
     """Denoise one file into ``task.dst`` (and its text with ``opts.ocr``).
 
     Never raises for a problem with the file: returns a failed ``FileResult``
@@ -410,7 +411,7 @@ def process_file(task: Task, denoiser: Denoiser, opts: _Options) -> FileResult:
 
 # -- worker processes ------------------------------------------------------------
 
-_worker: tuple[Denoiser, _Options] | None = None
+_worker: tuple[Denoiser, FileOptions] | None = None
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -422,7 +423,7 @@ def _exit_when_orphaned(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker(opts: _Options, log_queue, log_level: int) -> None:
+def _init_worker(opts: FileOptions, log_queue, log_level: int) -> None:
     global _worker
     # Ctrl-C on a terminal reaches the whole process group; the main process
     # decides what happens (let running files finish), workers carry on.
@@ -447,7 +448,7 @@ def _work(task: Task) -> FileResult:
     return process_file(task, *_worker)
 
 
-def _run_pool(todo: list[Task], opts: _Options, jobs: int, on_result) -> tuple[list[Task], bool]:
+def _run_pool(todo: list[Task], opts: FileOptions, jobs: int, on_result) -> tuple[list[Task], bool]:
     """Run ``todo`` in ``jobs`` processes; returns (not started, interrupted).
 
     At most ``2 * jobs`` files are in flight. If a worker dies, the pool is
@@ -530,7 +531,7 @@ def _run_pool_logged(todo, opts, jobs, on_result, ctx, log_queue) -> tuple[list[
     return [], False
 
 
-def _run_here(todo: list[Task], denoiser: Denoiser, opts: _Options,
+def _run_here(todo: list[Task], denoiser: Denoiser, opts: FileOptions,
               on_result) -> tuple[list[Task], bool]:
     for i, t in enumerate(todo):
         try:
@@ -603,11 +604,10 @@ def denoise_files(
                 ocr=ocr, ocr_lang=ocr_lang, max_pixels=max_pixels, progress=progress)
 
 
-def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bool,
-         jobs: int, device: str, model: PathLike | None, ocr: bool, ocr_lang: str,
-         max_pixels: int | None, progress: bool) -> BatchReport:
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+def split_skipped(items: list[Task], *, overwrite: bool,
+                  ocr: bool) -> tuple[list[Task], list[FileResult]]:
+    """(tasks to do, skipped results): a task whose outputs exist is skipped
+    unless ``overwrite``, so running the same job again resumes it."""
     skipped: list[FileResult] = []
     todo: list[Task] = []
     for t in items:
@@ -615,35 +615,31 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
             skipped.append(FileResult(t.src, "skipped", t.dst))
         else:
             todo.append(t)
-    jobs = max(1, min(jobs, len(todo)))  # no idle workers for a handful of files
-    cores = available_cores()
-    threads = None if jobs == 1 else max(1, cores // jobs)
-    opts = _Options(str(model) if model is not None else None, device, threads, overwrite,
-                    ocr, ocr_lang, max_pixels)
-    report = BatchReport(jobs=jobs, threads=threads)
-    for r in early + skipped:
-        report.add(r)
+    return todo, skipped
 
+
+def prepare_output_folders(todo: list[Task]) -> list[Path]:
+    """Make every output folder of ``todo`` and remove the temporaries that
+    killed runs left there; returns the folders.
+
+    Done before the first write: a folder that cannot be made is one error for
+    the run (``OSError``), not one failure per file.
+    """
     out_dirs = sorted({t.dst.parent for t in todo})
-    if todo:
-        if ocr:
-            _check_ocr()
-        # Build a session here first: a bad model or a missing GPU is one clear
-        # error now, not one failure per file later.
-        denoiser = Denoiser(model, device=device, threads=threads)
-        denoiser.patch_size  # noqa: B018 - builds the session
     for folder in out_dirs:
-        # Here rather than at the first write: an output folder that cannot be
-        # made is one error for the run, not one failure per file.
         folder.mkdir(parents=True, exist_ok=True)
         for p in imgio.remove_stale_temps(folder):
             logger.info("removed %s, left by an interrupted run", p)
-    if todo:
-        logger.info("%d file(s) to do, %d skipped; %d job(s) x %s thread(s) on %d core(s)",
-                    len(todo), len(report.skipped), jobs, threads or "all", cores)
+    return out_dirs
 
+
+def result_sink(report: BatchReport, *, progress: bool,
+                total: int) -> tuple[Callable[[FileResult], None], Callable[[], None]]:
+    """``(on_result, close)``: ``on_result(r)`` adds ``r`` to ``report``, logs it
+    and advances the progress bar (a tqdm bar on stderr over ``total`` pages
+    when ``progress``); ``close()`` closes the bar."""
     bar = None
-    if progress and todo:
+    if progress and total:
         from tqdm import tqdm
 
         try:
@@ -653,7 +649,7 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
         # A terminal that reports no size (0 x 0, e.g. a fresh pty) would get no
         # bar at all from tqdm: give it 100 x 20 instead.
         sized = width > 0
-        bar = tqdm(total=len(todo), unit="page", file=sys.stderr, smoothing=0.1,
+        bar = tqdm(total=total, unit="page", file=sys.stderr, smoothing=0.1,
                    desc="ocr-denoise", dynamic_ncols=sized,
                    # always pages/s (tqdm would switch to s/page below 1 page/s)
                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
@@ -674,6 +670,52 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
             if report.failed:
                 bar.set_postfix_str(f"{len(report.failed)} failed", refresh=False)
 
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return on_result, close
+
+
+def finish_report(report: BatchReport, left: list[Task], interrupted: bool,
+                  t0: float) -> BatchReport:
+    """Record what was not started, sort every list by input, stamp the time."""
+    report.not_started = sorted(t.src for t in left)
+    report.interrupted = interrupted
+    for lst in (report.done, report.skipped, report.failed):
+        lst.sort(key=lambda r: str(r.src))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bool,
+         jobs: int, device: str, model: PathLike | None, ocr: bool, ocr_lang: str,
+         max_pixels: int | None, progress: bool) -> BatchReport:
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    todo, skipped = split_skipped(items, overwrite=overwrite, ocr=ocr)
+    jobs = max(1, min(jobs, len(todo)))  # no idle workers for a handful of files
+    cores = available_cores()
+    threads = None if jobs == 1 else max(1, cores // jobs)
+    opts = FileOptions(str(model) if model is not None else None, device, threads, overwrite,
+                       ocr, ocr_lang, max_pixels)
+    report = BatchReport(jobs=jobs, threads=threads)
+    for r in early + skipped:
+        report.add(r)
+
+    if todo:
+        if ocr:
+            _check_ocr()
+        # Build a session here first: a bad model or a missing GPU is one clear
+        # error now, not one failure per file later.
+        denoiser = Denoiser(model, device=device, threads=threads)
+        denoiser.patch_size  # noqa: B018 - builds the session
+    out_dirs = prepare_output_folders(todo)
+    if todo:
+        logger.info("%d file(s) to do, %d skipped; %d job(s) x %s thread(s) on %d core(s)",
+                    len(todo), len(report.skipped), jobs, threads or "all", cores)
+
+    on_result, close = result_sink(report, progress=progress, total=len(todo))
     try:
         if not todo:
             left, interrupted = [], False
@@ -682,16 +724,10 @@ def _run(items: list[Task], early: list[FileResult], t0: float, *, overwrite: bo
         else:
             left, interrupted = _run_pool(todo, opts, jobs, on_result)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
         for folder in out_dirs:  # what workers killed mid-write left behind
             imgio.remove_stale_temps(folder)
-    report.not_started = sorted(t.src for t in left)
-    report.interrupted = interrupted
-    for lst in (report.done, report.skipped, report.failed):
-        lst.sort(key=lambda r: str(r.src))
-    report.seconds = time.perf_counter() - t0
-    return report
+    return finish_report(report, left, interrupted, t0)
 
 
 def denoise_folder(

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=_jobs, default="auto",
                    help="worker processes; each gets cores/jobs onnxruntime threads "
                    "(default: auto = one per core, at most 4; 1 = no worker processes)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                   "tcp://10.0.0.5:8786) instead of local worker processes; paths must "
+                   "be the same on every worker; needs the 'dask' extra (--jobs is ignored)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA if available, else CPU; cuda fails if there is no GPU")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
@@ -136,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = dict(overwrite=args.overwrite, jobs=jobs, device=args.device,
                    model=args.model, ocr=args.ocr, ocr_lang=args.lang,
                    max_pixels=args.max_pixels)
+    if args.scheduler is not None:  # the same runs, on a Dask cluster
+        from . import dask as on_cluster
+
+        del options["jobs"]
+        options["scheduler"] = args.scheduler
+        denoise_files, denoise_folder = on_cluster.denoise_files, on_cluster.denoise_folder
     single = _single_file(args)
     if single and (args.recursive or args.suffix or args.format != "png"):
         parser.error("--recursive, --suffix and --format apply to folder runs; for one file "

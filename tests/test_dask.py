@@ -1,0 +1,167 @@
+"""``ocr_denoise.dask`` on a real ``distributed.LocalCluster`` with two worker processes:
+the same files, byte for byte, and the same report as ``denoise_folder``; bad files and
+dead workers are failures in the report, not the end of the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import Client, LocalCluster  # noqa: E402
+
+from ocr_denoise import ModelNotFoundError, denoise_folder  # noqa: E402
+from ocr_denoise import dask as on_cluster  # noqa: E402
+from ocr_denoise.io import write_image, write_pages  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+def make_scans(root: Path, rng: np.random.Generator) -> None:
+    """Grey, colour, 16-bit and multi-page pages with DPI, in a tree, and bad files."""
+    sub = root / "sub"
+    sub.mkdir(parents=True)
+    page = lambda h=50, w=70: rng.integers(0, 256, (h, w), dtype=np.uint8)  # noqa: E731
+    write_image(root / "gray.png", page(), dpi=(300, 300))
+    cv2.imwrite(str(root / "colour.jpg"), np.dstack([page(40, 60)] * 3))
+    cv2.imwrite(str(root / "deep.tif"), page().astype(np.uint16) * 257)
+    write_pages(root / "two.tif", [page(), page(30, 30)], dpi=[(200, 200), (200, 200)])
+    write_image(sub / "low.png", page(60, 60), dpi=(100, 100))
+    (root / "empty.png").write_bytes(b"")
+    ok, buf = cv2.imencode(".png", page(200, 200))
+    (sub / "truncated.png").write_bytes(buf.tobytes()[:-400])
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def facts(report) -> list[tuple]:
+    """What a report says about each file, without timings or worker counts."""
+    return [(r.src.name, r.status, r.dst.name if r.dst else None, r.pages, r.reason)
+            for r in report.done + report.skipped + report.failed]
+
+
+def test_cluster_writes_exactly_the_files_denoise_folder_writes(client, tmp_path, rng):
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    local = denoise_folder(src, tmp_path / "local", recursive=True, device="cpu")
+    remote = on_cluster.denoise_folder(src, tmp_path / "cluster", recursive=True,
+                                       device="cpu", scheduler=client)
+    expected = files(tmp_path / "local")
+    assert sorted(expected) == ["colour.png", "deep.png", "gray.png", "sub/low.png", "two.tif"]
+    got = files(tmp_path / "cluster")
+    assert sorted(got) == sorted(expected)
+    for name in expected:  # byte for byte, DPI chunks included
+        assert got[name] == expected[name], name
+    assert facts(remote) == facts(local)
+    assert remote.jobs == 2 and remote.pages == 6 and not remote.ok
+
+
+def test_bad_files_are_reported_with_their_reason_and_the_rest_is_done(client, tmp_path, rng):
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    report = on_cluster.denoise_folder(src, tmp_path / "out", recursive=True, device="cpu",
+                                       scheduler=client)
+    failed = {r.src.name: r.reason for r in report.failed}
+    assert failed.keys() == {"empty.png", "truncated.png"}
+    assert failed["empty.png"] == "file is empty (0 bytes)"
+    assert "not a readable image" in failed["truncated.png"]
+    assert len(report.done) == 5 and not report.interrupted
+    assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporaries left
+
+
+def test_running_again_skips_every_output_already_there(client, tmp_path, rng):
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    on_cluster.denoise_folder(src, tmp_path / "out", scheduler=client)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
+    again = on_cluster.denoise_folder(src, tmp_path / "out", scheduler=client)
+    assert len(again.skipped) == 4 and not again.done
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()} == before
+
+
+def test_each_worker_process_builds_one_session_and_keeps_it(client, tmp_path, rng,
+                                                             identity_model):
+    src = tmp_path / "scans"
+    src.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    model = str(identity_model.resolve())
+
+    def sessions() -> tuple[int, list[int]]:
+        """(pid, ids of this process's cached Denoisers for ``model``)."""
+        from ocr_denoise import api
+
+        return os.getpid(), sorted(id(d) for k, d in api._cache.items() if k[0] == model)
+
+    assert all(not ids for _, ids in client.run(sessions).values())
+    on_cluster.denoise_folder(src, tmp_path / "a", model=model, scheduler=client)
+    first = client.run(sessions)
+    on_cluster.denoise_folder(src, tmp_path / "b", model=model, scheduler=client)
+    second = client.run(sessions)
+    pids = {pid for pid, _ in first.values()}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
+    assert second == first  # the same sessions, reused by the second run
+    assert all(len(ids) <= 1 for _, ids in first.values())  # one per process at most
+    assert sum(len(ids) for _, ids in first.values()) >= 1
+
+
+def test_missing_model_stops_the_run_once_with_a_clear_error(client, tmp_path, rng):
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    with pytest.raises(ModelNotFoundError, match="nowhere.onnx"):
+        on_cluster.denoise_folder(src, tmp_path / "out", model=tmp_path / "nowhere.onnx",
+                                  scheduler=client)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_scheduler_switch_runs_the_folder_on_the_cluster(client, tmp_path, rng, capsys):
+    from ocr_denoise.cli import main
+
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    address = client.scheduler.address
+    status = main([str(src), "-o", str(tmp_path / "out"), "-r", "--device", "cpu",
+                   "--scheduler", address])
+    err = capsys.readouterr().err
+    assert status == 1, err  # two bad files
+    assert "5 done (6 pages), 0 skipped (output already there), 2 failed" in err
+    assert "pages/s, 2 jobs)" in err
+    denoise_folder(src, tmp_path / "local", recursive=True, device="cpu")
+    assert files(tmp_path / "out") == files(tmp_path / "local")
+
+
+def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
+    """A page too big for the workers' memory limit: the nanny kills the worker,
+    Dask retries the file on a fresh one, and after ``allowed-failures`` deaths the
+    file is reported; the small pages around it are done."""
+    import dask
+
+    src = tmp_path / "scans"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    # 12000 x 12000 blank: a 100 kB file that decodes to 144 MB, then 576 MB as float.
+    cv2.imwrite(str(src / "huge.png"), np.full((12000, 12000), 255, np.uint8))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                         memory_limit="350MiB", dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        report = on_cluster.denoise_folder(src, tmp_path / "out", device="cpu", scheduler=c)
+    assert [r.src.name for r in report.done] == ["p0.png", "p1.png", "p2.png"]
+    assert [r.src.name for r in report.failed] == ["huge.png"]
+    assert "worker process died" in report.failed[0].reason
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png",
+                                                                    "p2.png"]
