@@ -44,11 +44,12 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
 
 def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       per_page: int = 200, page_size: int = 256,
-                      ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` patch pairs from freshly rendered and damaged pages."""
+                      ink_fraction: float = 0.7,
+                      max_damages: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages."""
     Xs, Ys, got = [], [], 0
     while got < n:
-        noisy, clean = synth.make_pair(rng, page_size, page_size)
+        noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages)
         k = min(per_page, n - got)
         X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction)
         Xs.append(X)

@@ -28,6 +28,8 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 1e-3
     loss: str = "binary_crossentropy"
+    init: str = ""  # a .keras checkpoint to start from (fine-tuning); empty: random init
+    max_damages: int = 3
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -45,7 +47,8 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     Xs, Ys = [], []
     if cfg.synthetic_patches:
         X, Y = data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
-                                      ink_fraction=cfg.ink_fraction)
+                                      ink_fraction=cfg.ink_fraction,
+                                      max_damages=cfg.max_damages)
         Xs.append(X), Ys.append(Y)
     if cfg.pairs and cfg.real_patches:
         X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction)
@@ -76,7 +79,12 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     Xv, Yv, Xt, Yt = X[:n_val], Y[:n_val], X[n_val:], Y[n_val:]
     if verbose:
         print(f"data: {len(Xt)} train / {len(Xv)} val patches in {time.time() - t0:.1f}s")
-    model = build_model(cfg.patch, cfg.width, skips=cfg.skips)
+    if cfg.init:
+        model = keras.models.load_model(cfg.init)
+        if int(model.input_shape[1]) != cfg.patch:
+            raise ValueError(f"{cfg.init}: patch {model.input_shape[1]} != config patch {cfg.patch}")
+    else:
+        model = build_model(cfg.patch, cfg.width, skips=cfg.skips)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,

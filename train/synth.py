@@ -324,9 +324,10 @@ def damage(clean: np.ndarray, kind: str, rng: np.random.Generator,
 
 def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
               kinds: list[str] | None = None,
-              clean_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """A random clean page and a damaged copy with one to three damage kinds
-    (undamaged with probability ``clean_fraction``).
+              clean_fraction: float = 0.05,
+              max_damages: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A random clean page and a damaged copy with one to ``max_damages`` damage
+    kinds (undamaged with probability ``clean_fraction``).
 
     Photometric damage (stains, light, paper) goes first and sensor damage
     (noise, blur, JPEG) last, the order in which a real scan acquires them.
@@ -335,7 +336,8 @@ def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
     page = render_page(rng, height, width)
     if rng.random() < clean_fraction:  # clean in, clean out: do no harm to good pages
         return page.clean.copy(), page.clean
-    chosen = list(rng.choice(kinds, size=int(rng.integers(1, 4)), replace=False))
+    k = int(rng.integers(1, min(max_damages, len(kinds)) + 1))
+    chosen = list(rng.choice(kinds, size=k, replace=False))
     order = [k for k in DAMAGES if k in chosen]
     x = page.clean
     for k in order:
