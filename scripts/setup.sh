@@ -3,7 +3,7 @@
 # project virtualenv in .venv with the extras named in $EXTRAS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=${EXTRAS:-dev,train,ocr}
+EXTRAS=${EXTRAS:-dev,train,ocr,ocrmypdf,dask}
 
 need=()
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr tesseract-ocr-eng)
