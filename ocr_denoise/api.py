@@ -6,8 +6,8 @@ A ``Denoiser`` whose model or settings are refused is not cached: the next call
 tries again and fails the same clear way.
 
 It takes numpy arrays, Pillow images (``pil.py`` says what each mode means) and
-image file paths (read by ``io.py``, with its pixel limit), and resamples pages
-scanned far from the model's scale (``rescale.py``).
+image file paths (read by ``io.py``, with its pixel limit), and brings pages
+scanned above 600 DPI down to the model's scale (``rescale.py``).
 """
 
 from __future__ import annotations
@@ -127,10 +127,10 @@ def denoise_page(
       refused (use ``denoise_folder``). Returns an H x W uint8 array.
 
     ``dpi``: the page's resolution, one number or (x, y); by default the one
-    the image or file records, if any. When ``rescale`` is true and either
-    axis is below 150 or above 600 DPI (outside the scale the model was
-    trained at) the page is denoised at 300 DPI and resampled back; see
-    ``ocr_denoise.rescale`` for the rule and its guard against made-up DPIs.
+    the image or file records, if any. When ``rescale`` is true and an axis is
+    above 600 DPI (finer than the scale the model was trained at), the page is
+    denoised at 300 DPI and resampled back; pages are never enlarged. See
+    ``ocr_denoise.rescale`` for the rule and the measurements behind it.
 
     ``model``, ``device``, ``batch_size``, ``overlap``, ``threads``: as for
     ``Denoiser``; one is built per distinct set and kept (``get_denoiser``).

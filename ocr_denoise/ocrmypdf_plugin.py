@@ -20,8 +20,7 @@ command line work too):
 ``--denoise-model PATH``, ``--denoise-device auto|cpu|cuda``
     as for ``Denoiser``.
 ``--no-denoise-rescale``
-    do not resample pages outside 150-600 DPI to 300 DPI for denoising
-    (see ``ocr_denoise.rescale``).
+    do not denoise pages above 600 DPI at 300 DPI (see ``ocr_denoise.rescale``).
 
 Both image hooks are *wrappers* around OCRmyPDF's first-result hooks: the
 built-in Tesseract hook (which shrinks images beyond Tesseract's limits) and any
@@ -123,8 +122,9 @@ def add_options(parser: ArgumentParser) -> None:
     g.add_argument("--denoise-device", choices=_DEVICES, default="auto",
                    help="auto: CUDA if available, else CPU; cuda fails without a GPU.")
     g.add_argument("--denoise-rescale", action=argparse.BooleanOptionalAction, default=True,
-                   help="Denoise pages scanned below 150 or above 600 DPI at 300 DPI, "
-                   "then resample back (default: on; --no-denoise-rescale turns it off).")
+                   help="Denoise pages scanned above 600 DPI at 300 DPI, the scale the "
+                   "model learnt, then resample back (default: on; --no-denoise-rescale "
+                   "turns it off).")
 
 
 @hookimpl

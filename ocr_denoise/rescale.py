@@ -1,20 +1,30 @@
-"""Bring pages scanned far from the model's scale to it, and back.
+"""Bring pages scanned at very high resolution down to the model's scale, and back.
 
 The model was trained on text whose x-height is 10-40 pixels: body text
-(9-12 pt) scanned at about 150-600 DPI. A 100-DPI fax or a 1200-DPI archive
-scan shows it letters whose strokes and gaps are a different size from
-anything it has seen, and it cleans them badly. So:
+(9-12 pt) scanned at about 150-600 DPI, with noise at the pixel level.
 
-**The rule.** When the page's resolution is known and either axis is below
-150 or above 600 DPI, the page is resampled to 300 DPI on both axes (which
-also squares the pixels of a 204 x 98 DPI fax), denoised, and resampled back
-to its own size. Between 150 and 600 DPI, or with no DPI, nothing is resampled.
+**The rule.** When the page's resolution is known and an axis is above 600
+DPI, that axis is resampled to 300 DPI (area averaging), the page denoised,
+and resampled back to its own size. Nothing is ever enlarged: pages below
+150 DPI are denoised as they are, on purpose.
 
-**Implausible DPI is ignored.** Software often writes 72 or 96 DPI into images
-whatever they hold, and believing it would blow a 2480 x 3508 page (an A4 page
-at 300 DPI) up to 10333 x 14617 pixels. A DPI is only believed when the page it
-implies is at most 20 inches on its longer side (A3 is 16.5 in); this also
-bounds the resampled page to 6000 x 6000 pixels.
+Why only down. Measured with tesseract on synthetic prose (3 pages per row,
+CER, denoised without resampling -> with it; ``rescale=False`` vs default):
+
+====================  ========================  =========================
+page                  Gaussian noise            salt-and-pepper noise
+====================  ========================  =========================
+1200 DPI (x-h. 84)    0.014 -> 0.014            0.170 -> 0.026
+100 DPI (x-h. 7)      0.387 -> 0.984 if scaled  0.183 -> 0.492 if scaled
+                      up to 300 (not done)      up (not done)
+====================  ========================  =========================
+
+A scan's noise lives on its own pixel grid. Shrinking a 1200-DPI page
+averages specks away and shows the model letters of the size it learnt, with a
+sixteenth of the pixels to process. Enlarging a 100-DPI page instead smears
+each noisy pixel into a 3 x 3 blob, a kind of noise the model never saw, and
+the result read far worse; the model copes better with small letters than
+with that.
 """
 
 from __future__ import annotations
@@ -30,12 +40,10 @@ from .normalize import check_page
 
 logger = logging.getLogger(__name__)
 
-#: DPI range the model was trained at (x-heights of 10-40 px on body text).
-TRAINED_DPI = (150.0, 600.0)
-#: The resolution pages outside that range are resampled to.
+#: Pages above this resolution (dots per inch, either axis) are denoised at TARGET_DPI.
+MAX_DPI = 600.0
+#: The resolution such pages are resampled to.
 TARGET_DPI = 300.0
-#: A DPI implying a page longer than this (inches) is taken to be a made-up default.
-MAX_PAGE_INCHES = 20.0
 
 Dpi = Tuple[float, float]
 
@@ -60,25 +68,18 @@ def as_dpi(value: object) -> Optional[Dpi]:
     return (x, y)
 
 
-def working_dpi(dpi: object, width: int, height: int) -> Optional[Dpi]:
-    """The DPI to denoise a ``width`` x ``height`` page at, or None to leave it as is.
+def working_dpi(dpi: object) -> Optional[Dpi]:
+    """The (x, y) DPI to denoise a page of resolution ``dpi`` at, or None to leave
+    it as is.
 
-    ``dpi``: what the page says (see ``as_dpi``). Returns ``(300.0, 300.0)``
-    when either axis is outside 150-600 DPI and the page it implies is at most
-    ``MAX_PAGE_INCHES`` on its longer side; None otherwise.
+    ``dpi``: what the page says (see ``as_dpi``). An axis above 600 DPI becomes
+    300; if neither is, or the DPI is unknown, returns None.
     """
     d = as_dpi(dpi)
-    if d is None:
+    if d is None or max(d) <= MAX_DPI:
         return None
-    lo, hi = TRAINED_DPI
-    if all(lo <= v <= hi for v in d):
-        return None
-    inches = max(width / d[0], height / d[1])
-    if inches > MAX_PAGE_INCHES:
-        logger.debug("not resampling a %dx%d page at %r DPI: it would be %.0f inches long, "
-                     "so the DPI is probably a default", width, height, d, inches)
-        return None
-    return (TARGET_DPI, TARGET_DPI)
+    x, y = (TARGET_DPI if v > MAX_DPI else v for v in d)
+    return (x, y)
 
 
 def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -96,20 +97,20 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def denoise_at_scale(denoise: Callable[[np.ndarray], np.ndarray], img: np.ndarray,
                      dpi: object) -> np.ndarray:
-    """``denoise(img)``, at 300 DPI when ``dpi`` is outside the trained range.
+    """``denoise(img)``, with any axis above 600 DPI brought to 300 DPI and back.
 
     ``img``: a page ``normalize.check_page`` accepts (checked before any
-    resampling, so a bad page is refused with the same message either way). ``denoise``: page -> H x W uint8 (e.g. ``Denoiser.denoise``).
-    Returns an H x W uint8 page of ``img``'s own size either way.
+    resampling, so a bad page is refused with the same message either way).
+    ``denoise``: page -> H x W uint8 (e.g. ``Denoiser.denoise``). ``dpi``: the
+    page's resolution (see ``as_dpi``), or None. Returns an H x W uint8 page
+    of ``img``'s own size either way.
     """
     d = as_dpi(dpi)
-    if d is None:  # the common case: no second pass over the page to check it
+    target = working_dpi(d)
+    if d is None or target is None:  # the common case: no second pass to check the page
         return denoise(img)
     spec = check_page(img)
     h, w = spec.height, spec.width
-    target = working_dpi(d, w, h)
-    if target is None:
-        return denoise(img)
     ww = max(1, round(w * target[0] / d[0]))
     wh = max(1, round(h * target[1] / d[1]))
     logger.debug("denoising a %dx%d page at %r DPI as %dx%d (%r DPI)", w, h, d, ww, wh, target)
