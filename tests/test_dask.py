@@ -165,3 +165,26 @@ def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
     assert "worker process died" in report.failed[0].reason
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png",
                                                                     "p2.png"]
+
+
+def test_readme_dask_example_runs_as_written(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from test_pil import readme_block
+
+    from conftest import REPO
+
+    code = readme_block("### Dask")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 done (2 pages), 0 skipped (output already there), 0 failed" in r.stdout, r.stdout
+    out = tmp_path / "out" / "dask"
+    assert sorted(p.name for p in out.iterdir()) == ["sample_clean.png", "sample_noisy.png"]
+    expected = denoise_folder(tmp_path / "examples", tmp_path / "local", device="cpu")
+    assert expected.ok
+    for p in out.iterdir():
+        assert p.read_bytes() == (tmp_path / "local" / p.name).read_bytes(), p.name

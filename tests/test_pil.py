@@ -4,12 +4,15 @@ run as written. Real Pillow, real onnxruntime (shipped model), real tesseract.""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import text_page
+from conftest import REPO, text_page
 from ocr_denoise import denoise_page
 
 
@@ -129,3 +132,29 @@ def test_input_image_pixels_are_not_modified(gray):
 def test_values_a_mode_cannot_hold_as_a_page_are_refused_not_guessed(make, message):
     with pytest.raises(ValueError, match=message):
         denoise_page(make(), device="cpu")
+
+
+# -- the README's example, as written ------------------------------------------------------
+
+
+def readme_block(heading: str) -> str:
+    """The first ```python block after the README heading ``heading``."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(heading)
+    m = re.search(r"```python\n(.*?)```", text[start:], re.S)
+    assert m, f"no python block after {heading!r}"
+    return m.group(1)
+
+
+def test_readme_pytesseract_example_runs_and_reads_the_page():
+    code = readme_block("### PIL and pytesseract")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from ocr_denoise.ocr import normalize_text
+
+    truth = set(normalize_text((REPO / "examples" / "sample_text.txt").read_text()).split())
+    words = set(normalize_text(r.stdout).split())
+    # The example prints what tesseract read from the denoised page: real words of
+    # the page, not an empty string or an error (quality is test_ocr.py's job).
+    assert len(words & truth) >= 5, r.stdout[:500]
