@@ -209,8 +209,12 @@ def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
     out = tmp_path / "out"
     args = [*CMD, str(src), "-o", str(out), "--jobs", str(jobs)]
     # A new session, so Ctrl-C can go to the whole process group as a terminal sends it.
+    # SIGINT back to its default in the child: a shell runs background jobs (e.g. a CI
+    # script started with '&') with SIGINT ignored, which every child inherits, and
+    # Python then never raises KeyboardInterrupt. A terminal's foreground job has it.
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err: list[str] = []
     threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
     _wait_for(lambda: len(_outputs(out) if out.exists() else []) >= 2 or proc.poll() is not None)
