@@ -241,7 +241,8 @@ def bad_pages(draw) -> tuple[object, type, str]:
         shape = draw(st.sampled_from([(0, w), (h, 0), (0, 0), (0, w, 3), (h, 0, 4)]))
         return np.zeros(shape, np.float32), ValueError, "empty page"
     if kind == "object":
-        obj = draw(st.sampled_from([None, [[0, 1]], 1.0, "scan.png", b"\x89PNG"]))
+        # (a str or Path is a file to read: denoise_page accepts paths)
+        obj = draw(st.sampled_from([None, [[0, 1]], 1.0, b"\x89PNG"]))
         return obj, TypeError, "expected a page as a numpy array"
     dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
     channels = draw(st.sampled_from([(), (1,), (3,), (4,)]))
