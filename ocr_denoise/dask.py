@@ -19,9 +19,11 @@ Only file names and settings are sent to workers, never a session.
 
 Failures: a bad file is a failed ``FileResult`` with its reason, as in
 ``denoise_folder``. A worker that dies (killed, out of memory) is restarted by
-its nanny and Dask retries its files elsewhere; a file that has killed
-``distributed.scheduler.allowed-failures`` + 1 workers (4 by default) is
-reported failed. A missing model, a GPU that is not there, or tesseract missing
+its nanny and Dask retries its files elsewhere. Dask gives up on a file after
+``distributed.scheduler.allowed-failures`` + 1 worker deaths (4 by default),
+counting every death while the file was queued on the worker; such files are
+retried once more one at a time, and only a file that then kills workers on
+its own is reported failed. A missing model, a GPU that is not there, or tesseract missing
 with ``ocr`` is checked on a worker first and raised for the whole run.
 """
 
@@ -126,7 +128,7 @@ def _failure(task: Task, exc: BaseException) -> FileResult:
 
     if isinstance(exc, KilledWorker):
         reason = ("the worker process died while processing this file, on every worker "
-                  "that tried it (crashed, or killed e.g. for lack of memory)")
+                  "that tried it alone (crashed, or killed e.g. for lack of memory)")
     else:
         reason = f"{type(exc).__name__}: {exc}"
     return FileResult(task.src, "failed", task.dst, reason=reason)
@@ -189,8 +191,41 @@ def denoise_files(
 
 def _submit_all(client: "Client", todo: list[Task], opts: FileOptions, window: int,
                 on_result) -> tuple[list[Task], bool]:
-    """Keep up to ``window`` files running on the cluster until all are done;
-    returns (tasks not started, interrupted)."""
+    """Run ``todo`` on the cluster, reporting each result through ``on_result``;
+    returns (tasks not started, interrupted).
+
+    Dask blames a dead worker on every task queued on it, not only the one it
+    was running, so an innocent file can share a crashing file's ``KilledWorker``.
+    Files that end so are retried one at a time afterwards (nothing else queued
+    beside them, as ``batch`` does), and only a file that kills workers on its
+    own is reported failed.
+    """
+    from distributed import KilledWorker
+
+    killed: list[Task] = []
+
+    def first_pass(t: Task, r: FileResult | BaseException) -> None:
+        if isinstance(r, KilledWorker):
+            logger.warning("workers died while %s was queued on them; retrying it alone",
+                           t.src)
+            killed.append(t)
+        else:
+            on_result(r if isinstance(r, FileResult) else _failure(t, r))
+
+    def last_pass(t: Task, r: FileResult | BaseException) -> None:
+        on_result(r if isinstance(r, FileResult) else _failure(t, r))
+
+    left, interrupted = _run_window(client, todo, opts, window, first_pass)
+    if interrupted or not killed:
+        return left, interrupted
+    return _run_window(client, sorted(killed, key=lambda t: str(t.src)), opts, 1, last_pass)
+
+
+def _run_window(client: "Client", todo: list[Task], opts: FileOptions, window: int,
+                handle) -> tuple[list[Task], bool]:
+    """Keep up to ``window`` files submitted until all are done; ``handle(task,
+    FileResult or the exception)`` gets each outcome. Returns (tasks not
+    started, interrupted)."""
     from distributed import as_completed
 
     pending = list(reversed(todo))
@@ -207,10 +242,10 @@ def _submit_all(client: "Client", todo: list[Task], opts: FileOptions, window: i
         for f in done_iter:
             t = running.pop(f)
             try:
-                r = f.result()
+                r: FileResult | BaseException = f.result()
             except Exception as e:  # raised on the worker, or the worker died
-                r = _failure(t, e)
-            on_result(r)
+                r = e
+            handle(t, r)
             f.release()
             if pending:
                 done_iter.add(submit())

@@ -146,7 +146,9 @@ def test_cli_scheduler_switch_runs_the_folder_on_the_cluster(client, tmp_path, r
 def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
     """A page too big for the workers' memory limit: the nanny kills the worker,
     Dask retries the file on a fresh one, and after ``allowed-failures`` deaths the
-    file is reported; the small pages around it are done."""
+    file is reported; the small pages around it are done. Every file is queued on a
+    worker up front (saturation inf), so the small ones die with the big one's
+    workers too, and Dask gives up on them as well: they must be retried and done."""
     import dask
 
     src = tmp_path / "scans"
@@ -155,7 +157,8 @@ def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
         cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
     # 12000 x 12000 blank: a 100 kB file that decodes to 144 MB, then 576 MB as float.
     cv2.imwrite(str(src / "huge.png"), np.full((12000, 12000), 255, np.uint8))
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": "inf"}), \
             LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                          memory_limit="350MiB", dashboard_address=":0") as cluster, \
             Client(cluster) as c:
