@@ -127,7 +127,7 @@ def apply_tiled(
         src_idx = symmetric_indices(py0 - o, py1 - o, H)
         lo, hi = int(src_idx.min()), int(src_idx.max()) + 1
         band = source(lo, hi)
-        band = band[src_idx - lo][:, col_idx]
+        band = band[np.ix_(src_idx - lo, col_idx)]  # mirror-pad rows and columns in one copy
 
         views = np.lib.stride_tricks.sliding_window_view(band, (P, P))[::s, ::s]
         patches = np.ascontiguousarray(views[:br, :nc]).reshape(br * nc, P, P)
