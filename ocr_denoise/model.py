@@ -26,6 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .flatten import NAME as _FLATTEN
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "denoiser.onnx"
@@ -54,10 +56,13 @@ class ModelSpec:
 
     ``patch`` is the side of the square patches it reads; ``layout`` is
     ``"NHWC"`` for (N, P, P, 1) tensors or ``"NCHW"`` for (N, 1, P, P).
+    ``preprocess`` is what the page goes through before tiling: ``"none"`` or
+    ``"flatten-v1"`` (``ocr_denoise.flatten``), from the metadata key of that name.
     """
 
     patch: int
     layout: str
+    preprocess: str = "none"
 
     def shape(self, n: int) -> tuple[int, int, int, int]:
         """The 4-D tensor shape of a batch of ``n`` patches in this layout."""
@@ -186,6 +191,10 @@ def _dims(shape: Sequence[Any]) -> list[int | None]:
     return [d if isinstance(d, int) and d >= 0 else None for d in shape]
 
 
+#: Page preprocessing a model may ask for in its ``preprocess`` metadata.
+PREPROCESSING = ("none", _FLATTEN)
+
+
 def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
                     outputs: Sequence[Any], metadata: Mapping[str, str]) -> ModelSpec:
     """Check a model's declared inputs, outputs and metadata fit the denoiser.
@@ -243,12 +252,16 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
     if meta_layout is not None and meta_layout.strip().upper() != spec.layout:
         raise bad(f"metadata layout={meta_layout!r} but the input shape "
                   f"{list(inp.shape)} is {spec.layout}")
-    return spec
+    prep = metadata.get("preprocess", "none").strip() or "none"
+    if prep not in PREPROCESSING:
+        raise bad(f"metadata preprocess={prep!r} is not one this version of ocr-denoise "
+                  f"knows ({', '.join(PREPROCESSING)}); the model needs a newer ocr-denoise")
+    return ModelSpec(patch=spec.patch, layout=spec.layout, preprocess=prep)
 
 
 __all__ = [
     "CHECKSUM_SUFFIX", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES", "ModelError",
-    "ModelNotFoundError", "ModelSpec", "check_interface", "checksum_path",
+    "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface", "checksum_path",
     "default_model_path", "expected_checksum", "is_default_model", "read_model_bytes",
     "sha256_hex", "write_checksum",
 ]

@@ -27,6 +27,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from . import flatten
 from .model import ModelError, ModelSpec, check_interface, default_model_path, read_model_bytes
 from .normalize import check_page, to_gray_float, to_uint8
 from .tiling import TileGrid, apply_tiled
@@ -340,8 +341,15 @@ class Denoiser:
         grid = TileGrid(spec.height, spec.width, self.patch_size, self.overlap)
         out = np.empty((spec.height, spec.width), dtype=np.uint8)
 
-        def source(y0: int, y1: int) -> np.ndarray:
+        def gray(y0: int, y1: int) -> np.ndarray:
             return to_gray_float(img[y0:y1], spec)
+
+        source = gray
+        if self._ensure_session().spec.preprocess == flatten.NAME:
+            levels = flatten.measure(gray, spec.height, spec.width)
+
+            def source(y0: int, y1: int) -> np.ndarray:
+                return flatten.flatten_rows(gray(y0, y1), y0, levels)
 
         def sink(y0: int, y1: int, rows: np.ndarray) -> None:
             out[y0:y1] = to_uint8(rows)

@@ -12,7 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def make_onnx_model(path: Path, kind: str = "identity", patch: int = 28,
-                    layout: str = "NHWC") -> Path:
+                    layout: str = "NHWC", metadata: dict | None = None) -> Path:
     """Write a tiny real ONNX model: 'identity' returns its input, 'invert' 1 - x."""
     import onnx
     from onnx import TensorProto, helper
@@ -32,6 +32,8 @@ def make_onnx_model(path: Path, kind: str = "identity", patch: int = 28,
     graph = helper.make_graph(nodes, kind, [x], [y], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path

@@ -64,3 +64,35 @@ def test_skip_connection_model_exports_to_plain_onnx_ops(tmp_path):
     ops = {n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node}
     assert {"Conv", "Add", "Resize"} <= ops
     assert not ops & {"Tile", "Transpose"}  # upsampling is one Resize, no layout shuffles
+
+
+def test_shuffle_model_has_no_full_resolution_convolution_and_exports(tmp_path, rng):
+    import onnx
+
+    from train.export import export
+    from train.model import build_model
+    model = build_model(28, 8, arch="shuffle", decoder_width=4)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert convs and all(c.output.shape[1] <= 14 for c in convs)
+    assert export(model, tmp_path / "f.onnx") <= 1e-4  # export verifies against Keras
+    assert "Conv" in {n.op_type for n in onnx.load(str(tmp_path / "f.onnx")).graph.node}
+    # Depth-to-space must put outputs back where their inputs were: one changed pixel
+    # near a corner changes the output there, within the receptive field (+-18 px),
+    # and not at the opposite corner.
+    x = np.ones((2, 28, 28), np.float32)
+    x[1, 3, 2] = 0.0
+    y = Denoiser(tmp_path / "f.onnx", device="cpu").denoise_patches(x)
+    changed = np.argwhere(np.abs(y[1] - y[0]) > 1e-6)
+    assert len(changed) and np.abs(changed - [3, 2]).max() <= 18
+
+
+def test_page_norm_run_exports_a_model_that_asks_for_flattened_pages(tmp_path):
+    from ocr_denoise import flatten
+    from train.export import export, metadata_of
+    from train.fit import TrainConfig, fit
+    cfg = TrainConfig(synthetic_patches=400, epochs=1, width=8, batch_size=64, seed=3,
+                      arch="shuffle", page_norm=True)
+    model, _ = fit(cfg, tmp_path / "run", verbose=0)
+    export(model, tmp_path / "p.onnx", (tmp_path / "run" / "config.json").read_text())
+    assert metadata_of(tmp_path / "p.onnx")["preprocess"] == flatten.NAME
+    assert Denoiser(tmp_path / "p.onnx", device="cpu").metadata["preprocess"] == flatten.NAME

@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocr_denoise.flatten import flatten_page
+
 from . import synth
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
@@ -45,11 +47,16 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
 def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       per_page: int = 200, page_size: int = 256,
                       ink_fraction: float = 0.7,
-                      max_damages: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages."""
+                      max_damages: int = 3,
+                      page_norm: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages.
+    ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
+    runtime does for a model exported with that setting."""
     Xs, Ys, got = [], [], 0
     while got < n:
         noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages)
+        if page_norm:
+            noisy = flatten_page(noisy)
         k = min(per_page, n - got)
         X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction)
         Xs.append(X)
@@ -89,8 +96,10 @@ def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
 
 
 def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
-                   ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` patch pairs spread evenly over the real pairs found in ``folders``."""
+                   ink_fraction: float = 0.7,
+                   page_norm: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs spread evenly over the real pairs found in ``folders``
+    (``page_norm`` as for :func:`synthetic_patches`)."""
     pairs = [p for f in folders for p in find_pairs(f)]
     per = max(1, -(-n // len(pairs)))
     Xs, Ys = [], []
@@ -98,6 +107,8 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
         noisy, clean = read_gray(noisy_p), read_gray(clean_p)
         if noisy.shape != clean.shape:
             raise ValueError(f"{noisy_p} and {clean_p} differ in size")
+        if page_norm:
+            noisy = flatten_page(noisy)
         X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction)
         Xs.append(X)
         Ys.append(Y)

@@ -87,6 +87,7 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
 def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
            config_json: str = "{}", extra: dict[str, str] | None = None) -> float:
     """Convert, verify, and atomically write ``output``. Returns the max abs difference."""
+    from ocr_denoise import flatten
     from ocr_denoise._version import __version__
     from ocr_denoise.model import write_checksum
 
@@ -96,6 +97,9 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
         "layout": "NCHW",
         "value_range": "[0,1] white=1",
         "training_config": config_json,
+        # A model trained on flattened pages must be fed flattened pages: the
+        # runtime reads this key and applies ocr_denoise.flatten before tiling.
+        "preprocess": flatten.NAME if json.loads(config_json).get("page_norm") else "none",
         **(extra or {}),
     }
     proto = to_onnx(model, meta)

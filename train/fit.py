@@ -19,6 +19,9 @@ class TrainConfig:
     patch: int = 28
     width: int = 32
     skips: bool = False
+    arch: str = "classic"  # or "shuffle": no full-resolution layers, ~4x faster
+    decoder_width: int = 0
+    page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
     real_patches: int = 0
     pairs: list[str] = field(default_factory=list)
@@ -48,10 +51,12 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     if cfg.synthetic_patches:
         X, Y = data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
                                       ink_fraction=cfg.ink_fraction,
-                                      max_damages=cfg.max_damages)
+                                      max_damages=cfg.max_damages,
+                                      page_norm=cfg.page_norm)
         Xs.append(X), Ys.append(Y)
     if cfg.pairs and cfg.real_patches:
-        X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction)
+        X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction,
+                                   page_norm=cfg.page_norm)
         Xs.append(X), Ys.append(Y)
     if not Xs:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
@@ -84,7 +89,8 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         if int(model.input_shape[1]) != cfg.patch:
             raise ValueError(f"{cfg.init}: patch {model.input_shape[1]} != config patch {cfg.patch}")
     else:
-        model = build_model(cfg.patch, cfg.width, skips=cfg.skips)
+        model = build_model(cfg.patch, cfg.width, skips=cfg.skips, arch=cfg.arch,
+                            decoder_width=cfg.decoder_width)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
