@@ -21,6 +21,7 @@ class TrainConfig:
     skips: bool = False
     arch: str = "classic"  # or "shuffle": no full-resolution layers, ~4x faster
     decoder_width: int = 0
+    latent_width: int = 0  # 0: same as width
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
     real_patches: int = 0
@@ -89,7 +90,8 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         if int(model.input_shape[1]) != cfg.patch:
             raise ValueError(f"{cfg.init}: patch {model.input_shape[1]} != config patch {cfg.patch}")
     else:
-        model = build_model(cfg.patch, cfg.width, skips=cfg.skips, arch=cfg.arch,
+        model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
+                            arch=cfg.arch,
                             decoder_width=cfg.decoder_width)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
