@@ -285,6 +285,10 @@ class Denoiser:
     def denoise_patches(self, patches: np.ndarray) -> np.ndarray:
         """(N, P, P) float32 in [0, 1] -> (N, P, P) float32, N >= 0.
 
+        The patches go to the model as they are: the page-wide preprocessing a
+        model may ask for (``metadata["preprocess"]``, e.g. ``flatten-v1``)
+        needs the whole page, so only :meth:`denoise` applies it.
+
         Runs in batches of at most ``batch_size``; on CUDA, short batches are
         padded to ``batch_size`` so the GPU sees one shape. Raises
         ``InferenceError`` if onnxruntime fails (e.g. out of memory: lower
@@ -336,6 +340,9 @@ class Denoiser:
         layout, read-only is fine. It is never modified. The page is converted,
         tiled, denoised and stitched one band at a time, so memory beyond the
         input and output stays bounded by ``batch_size`` and the page width.
+        If the model asks for ``flatten-v1`` preprocessing (the shipped one
+        does), the page is read once more first, band by band, to measure its
+        background and ink level on a 1/16-size copy (``ocr_denoise.flatten``).
         """
         spec = check_page(img)
         grid = TileGrid(spec.height, spec.width, self.patch_size, self.overlap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,12 @@ def node(op: str, inputs: list, outputs: list, **attrs):
     from onnx import helper
 
     return helper.make_node(op, inputs, outputs, **attrs)
+
+
+def readme_block(heading: str) -> str:
+    """The first ```python block after the README heading ``heading``."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(heading)
+    m = re.search(r"```python\n(.*?)```", text[start:], re.S)
+    assert m, f"no python block after {heading!r}"
+    return m.group(1)

@@ -175,9 +175,7 @@ def test_readme_dask_example_runs_as_written(tmp_path):
     import subprocess
     import sys
 
-    from test_pil import readme_block
-
-    from conftest import REPO
+    from conftest import REPO, readme_block
 
     code = readme_block("### Dask")
     shutil.copytree(REPO / "examples", tmp_path / "examples")

@@ -4,7 +4,6 @@ run as written. Real Pillow, real onnxruntime (shipped model), real tesseract.""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, text_page
+from conftest import REPO, readme_block, text_page
 from ocr_denoise import denoise_page
 
 
@@ -135,15 +134,6 @@ def test_values_a_mode_cannot_hold_as_a_page_are_refused_not_guessed(make, messa
 
 
 # -- the README's example, as written ------------------------------------------------------
-
-
-def readme_block(heading: str) -> str:
-    """The first ```python block after the README heading ``heading``."""
-    text = (REPO / "README.md").read_text()
-    start = text.index(heading)
-    m = re.search(r"```python\n(.*?)```", text[start:], re.S)
-    assert m, f"no python block after {heading!r}"
-    return m.group(1)
 
 
 def test_readme_pytesseract_example_runs_and_reads_the_page():
