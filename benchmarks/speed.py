@@ -67,6 +67,33 @@ def model_flops_per_patch(path: Path) -> float:
     return float(sum(2.0 * o.size * np.prod(inits[n.input[1]][1:]) for n, o in zip(convs, outs)))
 
 
+def op_profile(path: Path, batch_size: int, runs: int = 10) -> list[tuple[str, str, float]]:
+    """Where onnxruntime's time goes: (op type, node, ms per batch) from its own profiler,
+    on ``runs`` batches of ``batch_size`` random patches, slowest first."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = str(Path(__file__).resolve().parent / ".ort_profile")
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = [batch_size if not isinstance(d, int) else d for d in inp.shape]
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    sess.run(None, {inp.name: x})
+    for _ in range(runs):
+        sess.run(None, {inp.name: x})
+    trace = Path(sess.end_profiling())
+    events = json.loads(trace.read_text())
+    trace.unlink()
+    per: dict[tuple[str, str], float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            key = (e["args"].get("op_name", "?"), e["name"][: -len("_kernel_time")])
+            per[key] = per.get(key, 0.0) + e["dur"] / 1000 / (runs + 1)
+    return sorted(((op, node, ms) for (op, node), ms in per.items()), key=lambda r: -r[2])
+
+
 def best_of(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -102,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-a3", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print onnxruntime's per-operator times for one batch")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
 
@@ -141,6 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model             {f_page / 1e9:7.1f} GFLOP/page ({grid.count} patches, "
           f"{f_patch / 784:.0f} FLOP/px/patch) -> {f_page / t_model / 1e9:.1f} GFLOP/s = "
           f"{100 * f_page / t_model / mm_rate:.0f}% of matmul")
+    if args.profile:
+        rows = op_profile(den.model_path, args.batch_size)
+        total = sum(ms for _, _, ms in rows)
+        t_ort = total * grid.count / args.batch_size / 1000
+        print(f"onnxruntime profile, batch {args.batch_size}: {total:.1f} ms per batch "
+              f"(~{t_ort:.2f} s of the page's {t_model:.2f} s; the rest is converting, "
+              "flattening, tiling and stitching)")
+        for op, node, ms in rows[:12]:
+            print(f"  {100 * ms / total:5.1f}%  {ms:7.2f} ms  {op:10s} {node}")
+        res["profile_ms_per_batch"] = {f"{op} {node}": ms for op, node, ms in rows}
     if not args.skip_a3:
         peak = a3_peak_rss(args)
         res["a3_peak_rss_mb"] = peak
