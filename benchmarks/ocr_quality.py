@@ -132,12 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--pages", type=int, default=3, help="validation pages per damage kind")
+    ap.add_argument("--overlap", type=int, default=None,
+                    help="patch overlap in pixels (default: denoise_page's)")
     ap.add_argument("--only", choices=["ocr", "noisyoffice", "dibco"], action="append")
     ap.add_argument("--workers", type=int, default=2, help="parallel tesseract processes")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     parts = args.only or ["ocr", "noisyoffice", "dibco"]
-    den = Denoiser(args.model, device="cpu")
+    den = Denoiser(args.model, device="cpu", **({} if args.overlap is None else
+                                                {"overlap": args.overlap}))
     print(f"model: {den.model_path}")
     out: dict = {}
     t0 = time.time()

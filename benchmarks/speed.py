@@ -1,6 +1,6 @@
 """How fast is ``denoise_page`` on this machine, against references measured in the same run?
 
-    .venv/bin/python benchmarks/speed.py [--model M.onnx] [--overlap 6] [--batch-size 512]
+    .venv/bin/python benchmarks/speed.py [--model M.onnx] [--overlap 4] [--batch-size 128]
                                          [--repeat 3] [--skip-a3]
 
 On a generated 300-DPI US-letter page (2550 x 3300, text with noise) it measures,
@@ -125,8 +125,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base / 1024)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None)
-    ap.add_argument("--overlap", type=int, default=6)
-    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-a3", action="store_true")
     ap.add_argument("--profile", action="store_true",

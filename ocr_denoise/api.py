@@ -51,8 +51,8 @@ def get_denoiser(
     model: str | os.PathLike[str] | None = None,
     *,
     device: Device = "auto",
-    batch_size: int = 512,
-    overlap: int = 6,
+    batch_size: int = 128,
+    overlap: int = 4,
     threads: int | None = None,
 ) -> Denoiser:
     """The process-wide ``Denoiser`` for these settings, built on first request.
@@ -103,8 +103,8 @@ def denoise_page(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     model: str | os.PathLike[str] | None = None,
     device: Device = "auto",
-    batch_size: int = 512,
-    overlap: int = 6,
+    batch_size: int = 128,
+    overlap: int = 4,
     threads: int | None = None,
 ) -> np.ndarray | Image.Image:
     """Denoise one scanned page before OCR.

@@ -172,8 +172,8 @@ class Denoiser:
         model: str | os.PathLike[str] | None = None,
         *,
         device: Device = "auto",
-        batch_size: int = 512,
-        overlap: int = 6,
+        batch_size: int = 128,
+        overlap: int = 4,
         threads: int | None = None,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):

@@ -64,7 +64,7 @@ class TileGrid:
     height: int
     width: int
     patch: int = 28
-    overlap: int = 6
+    overlap: int = 4
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -101,7 +101,7 @@ def apply_tiled(
     grid: TileGrid,
     fn: PatchFn,
     *,
-    batch_size: int = 512,
+    batch_size: int = 128,
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
@@ -159,8 +159,8 @@ def apply_tiled(
             sink(y0, y1, acc[a : a + (y1 - y0), o : o + W])
 
 
-def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28, overlap: int = 6,
-               batch_size: int = 512) -> np.ndarray:
+def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28, overlap: int = 4,
+               batch_size: int = 128) -> np.ndarray:
     """Convenience form of ``apply_tiled`` for a whole float32 H x W page in memory."""
     page = np.asarray(page, dtype=np.float32)
     grid = TileGrid(page.shape[0], page.shape[1], patch, overlap)

@@ -50,7 +50,7 @@ def test_input_array_is_not_modified(rng):
 
 def test_one_denoiser_is_reused_per_settings():
     assert get_denoiser() is get_denoiser()
-    assert get_denoiser(overlap=4) is not get_denoiser()
+    assert get_denoiser(overlap=6) is not get_denoiser()
 
 
 # -- a 20000 x 20000 page in a process limited to 3 GB of address space ------------------

@@ -22,6 +22,7 @@ class TrainConfig:
     arch: str = "classic"  # or "shuffle": no full-resolution layers, ~4x faster
     decoder_width: int = 0
     latent_width: int = 0  # 0: same as width
+    output_kernel: int = 3  # shuffle arch: kernel of the last convolution
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
     real_patches: int = 0
@@ -92,7 +93,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     else:
         model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                             arch=cfg.arch,
-                            decoder_width=cfg.decoder_width)
+                            decoder_width=cfg.decoder_width, output_kernel=cfg.output_kernel)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,

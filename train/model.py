@@ -7,7 +7,8 @@ ARCHES = ("classic", "shuffle")
 
 
 def build_model(patch: int = 28, width: int = 32, latent_width: int | None = None,
-                skips: bool = False, arch: str = "classic", decoder_width: int = 0):
+                skips: bool = False, arch: str = "classic", decoder_width: int = 0,
+                output_kernel: int = 3):
     """Input and output: (N, P, P, 1) float32 in [0, 1], white = 1; ``patch`` a multiple of 4.
 
     ``arch="classic"``: Conv(w) -> MaxPool2 -> Conv(w) -> MaxPool2 -> [P/4 x P/4 x latent]
@@ -25,7 +26,7 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
     32->1 output convolution alone is 31%, at 8 GFLOP/s against 140 for the
     P/2 convolutions), so removing them makes the model about 4x faster; the skip
     from the first level is always on. ``decoder_width`` > 0 adds a Conv at P/2
-    before the output.
+    before the output; ``output_kernel`` is the size of that last convolution.
     """
     import keras
     from keras import layers
@@ -46,7 +47,8 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
         if decoder_width:
             x = layers.Conv2D(decoder_width, 3, activation="relu", padding="same")(x)
         h = patch // 2
-        x = layers.Conv2D(4, 3, padding="same")(x)  # channel 2a+b -> pixel (2i+a, 2j+b)
+        # channel 2a+b -> pixel (2i+a, 2j+b)
+        x = layers.Conv2D(4, output_kernel, padding="same")(x)
         x = layers.Reshape((h, h, 2, 2))(x)
         x = layers.Permute((1, 3, 2, 4))(x)
         x = layers.Reshape((patch, patch, 1))(x)
