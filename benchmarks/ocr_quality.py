@@ -1,7 +1,7 @@
 """Does denoising make OCR better? One command, three data sets, classical baselines alongside.
 
-    .venv/bin/python benchmarks/ocr_quality.py            # everything (about 10-20 min on 2 cores)
-    .venv/bin/python benchmarks/ocr_quality.py --only ocr --pages 2   # quicker look
+    .venv/bin/python benchmarks/ocr_quality.py --pages 2  # the README's figures (~2 min on 2 cores)
+    .venv/bin/python benchmarks/ocr_quality.py --only ocr --model runs/X/model.onnx --overlap 6
 
 1. OCR: renders validation pages with seeds training never uses (training draws
    from ``numpy.random.default_rng(config.seed)``; these pages use
