@@ -19,8 +19,9 @@ declare -A ARGS=(
   [shuffle-pn]="--width 32 --arch shuffle --page-norm true"
   [shuffle-l64-pn]="--width 32 --latent-width 64 --arch shuffle --page-norm true"
   [shuffle-o1-pn]="--width 32 --arch shuffle --page-norm true --output-kernel 1"
+  [shuffle-r8-pn]="--width 32 --arch shuffle --page-norm true --refine 8"
 )
-ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn shuffle shuffle-d32 shuffle-pn shuffle-l64-pn shuffle-o1-pn"
+ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn shuffle shuffle-d32 shuffle-pn shuffle-l64-pn shuffle-o1-pn shuffle-r8-pn"
 for name in ${CONFIGS:-$ORDER}; do
   run=runs/ablation-$name
   # shellcheck disable=SC2086

@@ -96,3 +96,11 @@ def test_page_norm_run_exports_a_model_that_asks_for_flattened_pages(tmp_path):
     export(model, tmp_path / "p.onnx", (tmp_path / "run" / "config.json").read_text())
     assert metadata_of(tmp_path / "p.onnx")["preprocess"] == flatten.NAME
     assert Denoiser(tmp_path / "p.onnx", device="cpu").metadata["preprocess"] == flatten.NAME
+
+
+def test_shuffle_model_with_refinement_head_exports(tmp_path):
+    from train.export import export
+    from train.model import build_model
+    model = build_model(28, 8, arch="shuffle", refine=2)
+    assert model.output_shape == (None, 28, 28, 1)
+    assert export(model, tmp_path / "r.onnx") <= 1e-4  # export verifies against Keras

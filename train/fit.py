@@ -23,6 +23,7 @@ class TrainConfig:
     decoder_width: int = 0
     latent_width: int = 0  # 0: same as width
     output_kernel: int = 3  # shuffle arch: kernel of the last convolution
+    refine: int = 0  # shuffle arch: width of a full-resolution refinement head (0: none)
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
     real_patches: int = 0
@@ -93,7 +94,8 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     else:
         model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                             arch=cfg.arch,
-                            decoder_width=cfg.decoder_width, output_kernel=cfg.output_kernel)
+                            decoder_width=cfg.decoder_width, output_kernel=cfg.output_kernel,
+                            refine=cfg.refine)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,

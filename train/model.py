@@ -8,7 +8,7 @@ ARCHES = ("classic", "shuffle")
 
 def build_model(patch: int = 28, width: int = 32, latent_width: int | None = None,
                 skips: bool = False, arch: str = "classic", decoder_width: int = 0,
-                output_kernel: int = 3):
+                output_kernel: int = 3, refine: int = 0):
     """Input and output: (N, P, P, 1) float32 in [0, 1], white = 1; ``patch`` a multiple of 4.
 
     ``arch="classic"``: Conv(w) -> MaxPool2 -> Conv(w) -> MaxPool2 -> [P/4 x P/4 x latent]
@@ -27,6 +27,8 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
     P/2 convolutions), so removing them makes the model about 4x faster; the skip
     from the first level is always on. ``decoder_width`` > 0 adds a Conv at P/2
     before the output; ``output_kernel`` is the size of that last convolution.
+    ``refine`` > 0 adds a small full-resolution head: the upsampled output and the
+    input, through Conv(refine, relu) and Conv(1), a residual on the logits.
     """
     import keras
     from keras import layers
@@ -52,6 +54,10 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
         x = layers.Reshape((h, h, 2, 2))(x)
         x = layers.Permute((1, 3, 2, 4))(x)
         x = layers.Reshape((patch, patch, 1))(x)
+        if refine:
+            r = layers.Concatenate()([x, inp])
+            r = layers.Conv2D(refine, 3, activation="relu", padding="same")(r)
+            x = layers.Add()([x, layers.Conv2D(1, 3, padding="same")(r)])
         out = layers.Activation("sigmoid", name="clean")(x)
         return keras.Model(inp, out, name="ocr_denoiser")
     e1 = layers.Conv2D(width, 3, activation="relu", padding="same")(inp)
