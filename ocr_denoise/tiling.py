@@ -57,6 +57,28 @@ def symmetric_indices(start: int, stop: int, n: int) -> np.ndarray:
     return np.where(i >= n, 2 * n - 1 - i, i)
 
 
+def column_pieces(idx: np.ndarray, min_run: int = 32) -> list[slice | np.ndarray]:
+    """Split gather indices into slices (runs of consecutive indices at least
+    ``min_run`` long) and index arrays (everything else), in order, so that
+    ``np.concatenate([a[:, p] for p in pieces], axis=1)`` equals ``a[:, idx]``.
+    A mirror-padded row is one long run with short mirrored ends; copying the
+    run as a slice is ~1.5x faster than a fancy-index gather."""
+    pieces: list[slice | np.ndarray] = []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    pending: list[np.ndarray] = []
+    for run in np.split(idx, breaks):
+        if len(run) >= min_run:
+            if pending:
+                pieces.append(np.concatenate(pending))
+                pending = []
+            pieces.append(slice(int(run[0]), int(run[0]) + len(run)))
+        else:
+            pending.append(run)
+    if pending:
+        pieces.append(np.concatenate(pending))
+    return pieces
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Where the patches of an H x W page go."""
@@ -116,7 +138,7 @@ def apply_tiled(
     H, W = grid.height, grid.width
     nr, nc = grid.rows, grid.cols
     window = blend_window(P, o)
-    col_idx = symmetric_indices(-o, (nc - 1) * s + P - o, W)
+    col_pieces = column_pieces(symmetric_indices(-o, (nc - 1) * s + P - o, W))
     rows_per_band = max(1, batch_size // nc)
     carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # tails of the previous band
 
@@ -127,7 +149,8 @@ def apply_tiled(
         src_idx = symmetric_indices(py0 - o, py1 - o, H)
         lo, hi = int(src_idx.min()), int(src_idx.max()) + 1
         band = source(lo, hi)
-        band = band[np.ix_(src_idx - lo, col_idx)]  # mirror-pad rows and columns in one copy
+        rows = band[src_idx - lo]  # mirror-pad rows, then columns
+        band = np.concatenate([rows[:, c] for c in col_pieces], axis=1)
 
         views = np.lib.stride_tricks.sliding_window_view(band, (P, P))[::s, ::s]
         patches = np.ascontiguousarray(views[:br, :nc]).reshape(br * nc, P, P)

@@ -86,3 +86,13 @@ def test_symmetric_indices_handles_single_pixel_and_wide_pads():
 def test_bad_overlap_is_rejected(overlap):
     with pytest.raises(ValueError, match="overlap"):
         TileGrid(10, 10, 28, overlap)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 31, 32, 33, 100, 2550])
+@pytest.mark.parametrize("pad", [0, 1, 4, 14, 70])
+def test_column_pieces_gather_exactly_the_mirror_padded_columns(n, pad):
+    from ocr_denoise.tiling import column_pieces, symmetric_indices
+    idx = symmetric_indices(-pad, n + pad, n)
+    a = np.arange(3 * n, dtype=np.float32).reshape(3, n)
+    got = np.concatenate([a[:, p] for p in column_pieces(idx)], axis=1)
+    np.testing.assert_array_equal(got, a[:, idx])
