@@ -24,9 +24,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import secrets
 import stat
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -255,26 +255,43 @@ def read_image(path: str | os.PathLike[str], *,
 # -- writing ---------------------------------------------------------------------
 
 
+def _temp_name(path: Path) -> Path:
+    """A fresh ``.NAME.PID.RANDOM.tmp`` beside ``path`` (not yet created).
+
+    The name is known before the file exists, so an interrupt (Ctrl-C, SIGTERM)
+    landing anywhere after the file is created, even before the call that
+    creates it returns, still finds it to delete. ``tempfile.mkstemp`` creates
+    and names it in one call, leaving a window where an interrupt leaks it."""
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+
+
+def _create_exclusive(tmp: Path) -> int:
+    return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+
+
+def _unlink_quietly(tmp: Path | str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Create ``path`` through a temporary file in its folder: ``write(f)`` fills
     the file, which is flushed, fsynced, given ordinary permissions and renamed
     over ``path``. On any error (or KeyboardInterrupt) the temporary is removed
     and ``path`` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
+    tmp = _temp_name(path)
     try:
-        with os.fdopen(fd, "w+b") as f:
+        with os.fdopen(_create_exclusive(tmp), "w+b") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
 
 
@@ -395,10 +412,9 @@ class TiffPagesWriter:
         from PIL import TiffImagePlugin
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.",
-                                         suffix=".tmp", dir=self.path.parent)
+        self._tmp = str(_temp_name(self.path))
         try:
-            self._file = os.fdopen(fd, "w+b")
+            self._file = os.fdopen(_create_exclusive(Path(self._tmp)), "w+b")
             self._writer = TiffImagePlugin.AppendingTiffWriter(self._file)
             self._writer.__enter__()
         except BaseException:

@@ -325,3 +325,26 @@ def test_tesseract_reads_the_dpi_we_write(tmp_path, ext):
 
     assert "Estimating resolution" in stderr_of(f"without{ext}")
     assert "Estimating resolution" not in stderr_of(f"with{ext}")
+
+
+@pytest.mark.parametrize("write", ["image", "tiff_pages"])
+def test_interrupt_right_after_the_temporary_is_created_leaves_no_file(tmp_path, monkeypatch,
+                                                                      write):
+    # Ctrl-C or SIGTERM can land between the OS creating the temporary and the call
+    # returning its descriptor; the temporary must still be removed.
+    import ocr_denoise.io as io_mod
+
+    real = io_mod._create_exclusive
+
+    def created_then_interrupted(tmp):
+        os.close(real(tmp))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io_mod, "_create_exclusive", created_then_interrupted)
+    page = np.full((8, 8), 200, np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        if write == "image":
+            io_mod.write_image(tmp_path / "p.png", page)
+        else:
+            io_mod.write_pages(tmp_path / "p.tif", [page])
+    assert list(tmp_path.iterdir()) == []
