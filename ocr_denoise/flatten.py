@@ -83,7 +83,7 @@ def measure(source: RowSource, height: int, width: int) -> PageLevels:
     bg = cv2.blur(bg, (CLOSE, CLOSE), borderType=cv2.BORDER_REPLICATE)
     bg = np.clip(np.maximum(bg, small), MIN_BACKGROUND, 1.0).astype(np.float32)
     dark = np.clip(1.0 - small / bg, 0.0, 1.0)
-    ink = float(np.percentile(dark, INK_PERCENTILE)) if dark.size else 1.0
+    ink = float(np.percentile(dark, INK_PERCENTILE))
     return PageLevels(bg, 1.0 / max(ink, MIN_INK), height, width)
 
 

@@ -447,10 +447,7 @@ class TiffPagesWriter:
             except OSError:
                 pass
         if self._tmp:
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
+            _unlink_quietly(self._tmp)
 
 
 def write_pages(path: str | os.PathLike[str], pages: Sequence[np.ndarray], *,
