@@ -43,3 +43,41 @@ def test_find_pairs_matches_by_name_and_refuses_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no noisy/clean"):
         data.find_pairs(tmp_path / "empty")
+
+
+def test_black_ink_target_keeps_paper_and_antialiasing_but_blackens_the_ink(rng):
+    page = synth.render_page(rng, 120, 200, x_height=14, ink=0.2)
+    target = page.black_ink()
+    assert page.clean.min() >= 0.2 - 1e-6 and target.min() == 0.0
+    paper = page.clean == 1.0
+    assert np.all(target[paper] == 1.0)
+    edge = (page.clean > 0.3) & (page.clean < 0.9)  # anti-aliased stroke edges
+    assert edge.any()
+    assert np.all(target[edge] < page.clean[edge]) and np.all(target[edge] > 0.0)
+    order = np.argsort(page.clean[edge])  # darker stays darker
+    assert np.all(np.diff(target[edge][order]) >= -1e-6)
+
+
+def test_make_pair_black_ink_changes_only_the_target(rng):
+    seed = int(rng.integers(1 << 30))
+    n1, t1 = synth.make_pair(np.random.default_rng(seed), 96, 96)
+    n2, t2 = synth.make_pair(np.random.default_rng(seed), 96, 96, black_ink=True)
+    assert np.array_equal(n1, n2)
+    assert t2.min() == 0.0 and np.all(t2 <= t1)
+
+
+def test_patch_sampling_centres_a_share_on_false_ink(rng):
+    clean = np.ones((300, 300), np.float32)
+    noisy = clean.copy()
+    noisy[40:44, 40:70] = 0.4  # a streak on blank paper: dark in noisy, paper in clean
+    X, _ = data.sample_patches(noisy, clean, 400, rng, ink_fraction=0.0, damage_fraction=0.5)
+    hits = (X.min(axis=(1, 2)) < 0.5).mean()
+    assert hits >= 0.5
+    X0, _ = data.sample_patches(noisy, clean, 400, rng, ink_fraction=0.0)
+    assert (X0.min(axis=(1, 2)) < 0.5).mean() < 0.2
+
+
+def test_patch_sampling_without_false_ink_falls_back_to_uniform(rng):
+    page = np.ones((100, 100), np.float32)
+    X, Y = data.sample_patches(page, page, 50, rng, ink_fraction=0.5, damage_fraction=0.5)
+    assert X.shape == (50, 28, 28) and np.array_equal(X, Y)

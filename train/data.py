@@ -21,8 +21,13 @@ _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
 
 
 def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.Generator,
-                   patch: int = 28, ink_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` aligned (noisy, clean) patch pairs, ``ink_fraction`` of them centred on ink."""
+                   patch: int = 28, ink_fraction: float = 0.7,
+                   damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` aligned (noisy, clean) patch pairs: ``ink_fraction`` of them centred on
+    ink of the clean page, ``damage_fraction`` on false ink (paper in the clean page,
+    at least 0.25 darker in the noisy one: stain rims, specks, streaks, text showing
+    through from the back), the rest anywhere. Pages without such pixels give
+    uniformly placed patches instead."""
     h, w = clean.shape
     if h < patch or w < patch:
         pad = ((0, max(0, patch - h)), (0, max(0, patch - w)))
@@ -31,12 +36,18 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
         h, w = clean.shape
     ys = rng.integers(0, h - patch + 1, n)
     xs = rng.integers(0, w - patch + 1, n)
-    ink = np.argwhere(clean[: h - patch + 1 + patch // 2, :] < 0.5)
-    n_ink = int(round(n * ink_fraction)) if len(ink) else 0
-    if n_ink:
-        pick = ink[rng.integers(0, len(ink), n_ink)]
-        ys[:n_ink] = np.clip(pick[:, 0] - patch // 2, 0, h - patch)
-        xs[:n_ink] = np.clip(pick[:, 1] - patch // 2, 0, w - patch)
+    start = 0
+    rows = h - patch + 1 + patch // 2  # (v5 was sampled so; kept for reproducibility)
+    for frac, where in ((ink_fraction, clean[:rows] < 0.5),
+                        (damage_fraction, (clean > 0.75) & (noisy < clean - 0.25))):
+        k = int(round(n * frac))
+        centres = np.argwhere(where) if k else None
+        if k and len(centres):
+            pick = centres[rng.integers(0, len(centres), min(k, n - start))]
+            stop = start + len(pick)
+            ys[start:stop] = np.clip(pick[:, 0] - patch // 2, 0, h - patch)
+            xs[start:stop] = np.clip(pick[:, 1] - patch // 2, 0, w - patch)
+            start = stop
     idx_y = ys[:, None] + np.arange(patch)[None, :]
     idx_x = xs[:, None] + np.arange(patch)[None, :]
     X = noisy[idx_y[:, :, None], idx_x[:, None, :]]
@@ -48,17 +59,22 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       per_page: int = 200, page_size: int = 256,
                       ink_fraction: float = 0.7,
                       max_damages: int = 3,
-                      page_norm: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                      page_norm: bool = False,
+                      black_ink: bool = False,
+                      damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages.
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
-    runtime does for a model exported with that setting."""
+    runtime does for a model exported with that setting. ``black_ink``: targets drawn
+    in black (see ``synth.Page.black_ink``). ``damage_fraction``: see
+    :func:`sample_patches`."""
     Xs, Ys, got = [], [], 0
     while got < n:
-        noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages)
+        noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
+                                       black_ink=black_ink)
         if page_norm:
             noisy = flatten_page(noisy)
         k = min(per_page, n - got)
-        X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction)
+        X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction, damage_fraction)
         Xs.append(X)
         Ys.append(Y)
         got += k
@@ -97,7 +113,8 @@ def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
 
 def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
                    ink_fraction: float = 0.7,
-                   page_norm: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   page_norm: bool = False,
+                   damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs spread evenly over the real pairs found in ``folders``
     (``page_norm`` as for :func:`synthetic_patches`)."""
     pairs = [p for f in folders for p in find_pairs(f)]
@@ -109,7 +126,7 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
             raise ValueError(f"{noisy_p} and {clean_p} differ in size")
         if page_norm:
             noisy = flatten_page(noisy)
-        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction)
+        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction)
         Xs.append(X)
         Ys.append(Y)
     X, Y = np.concatenate(Xs), np.concatenate(Ys)

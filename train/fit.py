@@ -29,6 +29,8 @@ class TrainConfig:
     real_patches: int = 0
     pairs: list[str] = field(default_factory=list)
     ink_fraction: float = 0.7
+    damage_fraction: float = 0.0  # share of patches centred on false ink (see data.sample_patches)
+    black_ink: bool = False  # synthetic targets drawn in black ink, like the real pairs' clean sides
     val_fraction: float = 0.1
     epochs: int = 5
     batch_size: int = 128
@@ -55,11 +57,14 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
         X, Y = data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
                                       ink_fraction=cfg.ink_fraction,
                                       max_damages=cfg.max_damages,
-                                      page_norm=cfg.page_norm)
+                                      page_norm=cfg.page_norm,
+                                      black_ink=cfg.black_ink,
+                                      damage_fraction=cfg.damage_fraction)
         Xs.append(X), Ys.append(Y)
     if cfg.pairs and cfg.real_patches:
         X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction,
-                                   page_norm=cfg.page_norm)
+                                   page_norm=cfg.page_norm,
+                                   damage_fraction=cfg.damage_fraction)
         Xs.append(X), Ys.append(Y)
     if not Xs:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")

@@ -108,6 +108,14 @@ def random_text(rng: np.random.Generator, n_words: int) -> list[str]:
 class Page:
     clean: np.ndarray  # H x W float32, white = 1
     text: str  # the text drawn, lines joined by "\n"
+    ink: float = 0.0  # grey level the text was drawn with (0 = black)
+
+    def black_ink(self) -> np.ndarray:
+        """The page as if drawn in black ink, anti-aliasing kept: darkness divided
+        by the ink's darkness. The target for training on flattened pages, whose
+        input no longer says how dark the ink was (flattening stretches it to black),
+        and the look of the real pairs' clean sides (NoisyOffice, DIBCO)."""
+        return np.clip(1.0 - (1.0 - self.clean) / (1.0 - self.ink), 0.0, 1.0).astype(np.float32)
 
 
 def render_page(
@@ -136,6 +144,7 @@ def render_page(
     font = _font(path, size)
     ink_level = float(ink if ink is not None else rng.uniform(0.0, 0.25))
 
+    fill = int(round(ink_level * 255))
     img = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(img)
     line_h = int(size * rng.uniform(1.2, 1.6))
@@ -152,11 +161,11 @@ def render_page(
             line, wi = cand, wi + 1
         if not line:  # a single word wider than the page: break it
             line, wi = words[wi][: max(1, len(words[wi]) // 2)], wi + 1
-        draw.text((margin, y), line, fill=int(round(ink_level * 255)), font=font)
+        draw.text((margin, y), line, fill=fill, font=font)
         lines.append(line)
         y += line_h
     clean = np.asarray(img, dtype=np.float32) / 255.0
-    return Page(clean, "\n".join(lines))
+    return Page(clean, "\n".join(lines), fill / 255.0)
 
 
 # -- damage -------------------------------------------------------------------------
@@ -325,21 +334,24 @@ def damage(clean: np.ndarray, kind: str, rng: np.random.Generator,
 def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
               kinds: list[str] | None = None,
               clean_fraction: float = 0.05,
-              max_damages: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A random clean page and a damaged copy with one to ``max_damages`` damage
-    kinds (undamaged with probability ``clean_fraction``).
+              max_damages: int = 3,
+              black_ink: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A damaged page and its target: the clean page, or with ``black_ink`` the
+    clean page drawn in black (:meth:`Page.black_ink`). One to ``max_damages``
+    damage kinds (none with probability ``clean_fraction``).
 
     Photometric damage (stains, light, paper) goes first and sensor damage
     (noise, blur, JPEG) last, the order in which a real scan acquires them.
     """
     kinds = kinds or list(DAMAGES)
     page = render_page(rng, height, width)
+    target = page.black_ink() if black_ink else page.clean
     if rng.random() < clean_fraction:  # clean in, clean out: do no harm to good pages
-        return page.clean.copy(), page.clean
+        return page.clean.copy(), target
     k = int(rng.integers(1, min(max_damages, len(kinds)) + 1))
     chosen = list(rng.choice(kinds, size=k, replace=False))
     order = [k for k in DAMAGES if k in chosen]
     x = page.clean
     for k in order:
         x = damage(x, k, rng)
-    return x, page.clean
+    return x, target
