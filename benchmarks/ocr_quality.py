@@ -107,9 +107,12 @@ def noisyoffice_rmse(den: Denoiser) -> dict[str, float]:
     return {m: float(np.sqrt(v / n)) for m, v in sq.items()}
 
 
-def dibco_scores(den: Denoiser) -> dict[str, dict[str, float]]:
+def dibco_scores(den: Denoiser, years: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """PSNR and F-measure of each method, averaged over the images of ``years``
+    (default: every year)."""
     per: dict[str, dict[str, list[float]]] = {}
-    for gt_p in sorted(DATA.glob("dibco/*/gt/*.png")):
+    paths = sorted(p for y in (years or ["*"]) for p in DATA.glob(f"dibco/{y}/gt/*.png"))
+    for gt_p in paths:
         orig = cv2.imread(str(gt_p.parent.parent / "orig" / gt_p.name), cv2.IMREAD_GRAYSCALE)
         gt_ink = cv2.imread(str(gt_p), cv2.IMREAD_GRAYSCALE) < 128
         outs = {"damaged": orig, "denoised": den.denoise(orig)}

@@ -104,3 +104,17 @@ def test_shuffle_model_with_refinement_head_exports(tmp_path):
     model = build_model(28, 8, arch="shuffle", refine=2)
     assert model.output_shape == (None, 28, 28, 1)
     assert export(model, tmp_path / "r.onnx") <= 1e-4  # export verifies against Keras
+
+
+def test_fine_tuned_export_records_the_base_runs_settings_too(tiny_run, tmp_path):
+    from train.__main__ import main
+    from train.export import metadata_of
+    from train.fit import TrainConfig, fit
+    base, _, _ = tiny_run
+    cfg = TrainConfig(synthetic_patches=300, epochs=1, width=8, batch_size=64, seed=8,
+                      init=str(base / "model.keras"))
+    fit(cfg, tmp_path / "tuned", verbose=0)
+    assert main(["export", str(tmp_path / "tuned"), "--output", str(tmp_path / "t.onnx")]) == 0
+    meta = metadata_of(tmp_path / "t.onnx")
+    assert json.loads(meta["training_config"])["init"] == str(base / "model.keras")
+    assert json.loads(meta["init_training_config"]) == json.loads((base / "config.json").read_text())

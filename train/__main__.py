@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 
+from . import recipe
 from .fit import TrainConfig
 
 
@@ -24,16 +26,37 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(name, type=typ, default=f.default, help=f"default {f.default}")
 
 
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig that ``fit``'s parsed command-line arguments describe."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def fit_parser() -> argparse.ArgumentParser:
+    """``python -m train fit``'s arguments, for checking argument lists (tests, recipes)."""
+    p = argparse.ArgumentParser(prog="python -m train fit")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    p.add_argument("--quiet", action="store_true")
+    _add_config_args(p)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    fp = sub.add_parser("fit", help="train a model into --out")
-    fp.add_argument("--out", required=True, help="run folder for checkpoints and logs")
-    fp.add_argument("--quiet", action="store_true")
-    _add_config_args(fp)
+    sub.add_parser("fit", help="train a model into --out", parents=[fit_parser()],
+                   add_help=False)
     ep = sub.add_parser("export", help="convert a run's best model to ONNX")
     ep.add_argument("run_dir")
     ep.add_argument("--output", default=None, help="default: the package's shipped model")
+    rp = sub.add_parser("recipe", help="the shipped model's two stages (train/recipe.py)")
+    rp.add_argument("--out", required=True,
+                    help="run folder: stage 1 goes to OUT/base, stage 2 to OUT")
+    rp.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
+    rp.add_argument("--init", default=None,
+                    help="a stage-1 checkpoint: run stage 2 only, from it")
+    rp.add_argument("--hold-out", default=None, choices=recipe.DIBCO_YEARS,
+                    help="stage 2 without this DIBCO year (cross-validation)")
+    rp.add_argument("--quiet", action="store_true")
     mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
     mp.add_argument("--data", default="../shared/data/mnist", help="folder with t10k-images-idx3-ubyte.gz")
     mp.add_argument("--epochs", type=int, default=20)
@@ -41,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "fit":
         from .fit import fit
-        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        cfg = config_from(args)
         # Keras' live bar on a terminal, one line per epoch in logs and CI.
         verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
         _, hist = fit(cfg, args.out, verbose=verbose)
@@ -50,13 +73,25 @@ def main(argv: list[str] | None = None) -> int:
                           "noisy_val_rmse": hist["noisy_val_rmse"],
                           "seconds": round(hist["seconds"], 1)}))
         return 0
+    if args.cmd == "recipe":
+        data = Path(args.data) if args.data else recipe.DEFAULT_DATA
+        quiet = ["--quiet"] if args.quiet else []
+        init = args.init
+        if init is None:
+            base = f"{args.out}/base"
+            if main(["fit", "--out", base, *quiet, *recipe.stage1(data)]):
+                return 1
+            init = f"{base}/model.keras"
+        return main(["fit", "--out", args.out, *quiet,
+                     *recipe.stage2(init, data, args.hold_out)])
     if args.cmd == "export":
         import keras
 
-        from .export import DEFAULT_OUTPUT, export, load_config
+        from .export import DEFAULT_OUTPUT, export, init_configs, load_config
         model = keras.models.load_model(f"{args.run_dir}/model.keras")
         out = args.output or DEFAULT_OUTPUT
-        diff = export(model, out, load_config(args.run_dir))
+        config = load_config(args.run_dir)
+        diff = export(model, out, config, extra=init_configs(config))
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
         return 0
     if args.cmd == "mnist":

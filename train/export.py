@@ -121,6 +121,17 @@ def load_config(run_dir: str | os.PathLike[str]) -> str:
     return p.read_text() if p.exists() else "{}"
 
 
+def init_configs(config_json: str) -> dict[str, str]:
+    """Metadata for a fine-tuned run: ``init_training_config``, the settings of the
+    run its ``init`` checkpoint came from (read from that run's config.json), so the
+    shipped model records both stages. Empty when there is no init or no record."""
+    init = json.loads(config_json).get("init")
+    if not init:
+        return {}
+    base = Path(init).parent / "config.json"
+    return {"init_training_config": base.read_text()} if base.is_file() else {}
+
+
 def metadata_of(path: str | os.PathLike[str]) -> dict[str, str]:
     import onnx
     return {p.key: p.value for p in onnx.load(str(path)).metadata_props}

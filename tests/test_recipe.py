@@ -1,0 +1,43 @@
+"""The shipped model's recipe: argument lists that the real ``fit`` parser accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from train import recipe
+from train.__main__ import config_from, fit_parser
+from train.data import find_pairs
+
+DATA = REPO.parent / "shared" / "data"
+
+
+def parse(argv: list[str]):
+    return config_from(fit_parser().parse_args(["--out", "unused", *argv]))
+
+
+def test_both_stages_parse_to_a_flattened_black_ink_config():
+    base = parse(recipe.stage1())
+    tune = parse(recipe.stage2("runs/x/base/model.keras"))
+    assert base.page_norm and base.black_ink and not base.init
+    assert tune.init == "runs/x/base/model.keras"
+    assert tune.learning_rate < base.learning_rate
+
+
+@pytest.mark.parametrize("year", recipe.DIBCO_YEARS)
+def test_holding_out_a_year_drops_exactly_that_year(year):
+    pairs = parse(recipe.stage2("m.keras", hold_out=year)).pairs
+    everything = parse(recipe.stage2("m.keras")).pairs
+    assert [p for p in everything if p not in pairs] == [str(recipe.DEFAULT_DATA / "dibco" / year)]
+
+
+def test_unknown_hold_out_year_is_refused():
+    with pytest.raises(ValueError, match="2014"):
+        recipe.stage2("m.keras", hold_out="2014")
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_every_folder_the_recipe_names_holds_pairs():
+    for argv in (recipe.stage1(DATA), recipe.stage2("m.keras", DATA)):
+        for folder in parse(argv).pairs:
+            assert find_pairs(folder), folder

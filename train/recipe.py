@@ -1,0 +1,44 @@
+"""The shipped model's recipe: two ``python -m train fit`` runs, written down once.
+
+The model card's command, the DIBCO leave-one-year-out check
+(``benchmarks/dibco_folds.py``) and anyone reproducing the model run these same
+argument lists, so the held-out DIBCO figure measures the recipe that made the
+shipped model and not a cousin of it.
+
+Stage 1 learns the page: synthetic pages with every damage kind plus the real
+NoisyOffice pairs. Stage 2 starts from stage 1 and adds the real DIBCO pairs
+(historical pages, binary ground truth) with the same synthetic mix, at a lower
+learning rate. DIBCO is also the evaluation set, so stage 2 can hold a year out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Where ``../shared/data`` is for a checkout at its usual place.
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DIBCO_YEARS = ("2009", "2010", "2011", "2012", "2013")
+
+_MODEL = ["--arch", "shuffle", "--width", "32", "--skips", "true", "--page-norm", "true",
+          "--black-ink", "true", "--damage-fraction", "0.2", "--ink-fraction", "0.5"]
+
+
+def stage1(data: Path = DEFAULT_DATA) -> list[str]:
+    """``fit`` arguments (without ``--out``) of the base model."""
+    return [*_MODEL, "--synthetic-patches", "700000", "--real-patches", "175000",
+            "--pairs", str(data / "noisyoffice" / "train"),
+            "--epochs", "8", "--learning-rate", "0.002"]
+
+
+def stage2(init: str | Path, data: Path = DEFAULT_DATA,
+           hold_out: str | None = None) -> list[str]:
+    """``fit`` arguments of the fine-tune from the stage-1 checkpoint ``init``,
+    on every DIBCO year but ``hold_out``."""
+    if hold_out is not None and hold_out not in DIBCO_YEARS:
+        raise ValueError(f"hold_out must be one of {DIBCO_YEARS}, not {hold_out!r}")
+    years = [y for y in DIBCO_YEARS if y != hold_out]
+    return [*_MODEL, "--init", str(init),
+            "--synthetic-patches", "60000", "--real-patches", "80000",
+            "--pairs", str(data / "noisyoffice" / "train"),
+            *(str(data / "dibco" / y) for y in years),
+            "--epochs", "4", "--learning-rate", "0.0005"]
