@@ -9,7 +9,7 @@ the recipe, over the same 2009-2013 images as ``ocr_quality.py``'s DIBCO table.
     .venv/bin/python benchmarks/dibco_folds.py --init runs/v6/base/model.keras --out runs/v6-folds
     .venv/bin/python benchmarks/dibco_folds.py --out runs/v6-folds --no-train   # score again
 
-Each fold takes ~5 minutes on 2 cores (train ~3, export, score).
+Each fold takes ~7 minutes on 2 cores (train ~5, export, score).
 """
 
 from __future__ import annotations

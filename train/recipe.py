@@ -38,7 +38,7 @@ def stage2(init: str | Path, data: Path = DEFAULT_DATA,
         raise ValueError(f"hold_out must be one of {DIBCO_YEARS}, not {hold_out!r}")
     years = [y for y in DIBCO_YEARS if y != hold_out]
     return [*_MODEL, "--init", str(init),
-            "--synthetic-patches", "60000", "--real-patches", "80000",
+            "--synthetic-patches", "60000", "--real-patches", "120000",
             "--pairs", str(data / "noisyoffice" / "train"),
             *(str(data / "dibco" / y) for y in years),
-            "--epochs", "4", "--learning-rate", "0.0005"]
+            "--epochs", "6", "--learning-rate", "0.0005"]
