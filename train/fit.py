@@ -52,25 +52,37 @@ def set_seeds(seed: int) -> None:
 def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed."""
     rng = np.random.default_rng(cfg.seed)
-    Xs, Ys = [], []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     if cfg.synthetic_patches:
-        X, Y = data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
-                                      ink_fraction=cfg.ink_fraction,
-                                      max_damages=cfg.max_damages,
-                                      page_norm=cfg.page_norm,
-                                      black_ink=cfg.black_ink,
-                                      damage_fraction=cfg.damage_fraction)
-        Xs.append(X), Ys.append(Y)
+        parts.append(data.synthetic_patches(cfg.synthetic_patches, rng, cfg.patch,
+                                            ink_fraction=cfg.ink_fraction,
+                                            max_damages=cfg.max_damages,
+                                            page_norm=cfg.page_norm,
+                                            black_ink=cfg.black_ink,
+                                            damage_fraction=cfg.damage_fraction))
     if cfg.pairs and cfg.real_patches:
-        X, Y = data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch, cfg.ink_fraction,
-                                   page_norm=cfg.page_norm,
-                                   damage_fraction=cfg.damage_fraction)
-        Xs.append(X), Ys.append(Y)
-    if not Xs:
+        parts.append(data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch,
+                                         cfg.ink_fraction, page_norm=cfg.page_norm,
+                                         damage_fraction=cfg.damage_fraction))
+    if not parts:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
-    X, Y = np.concatenate(Xs), np.concatenate(Ys)
-    perm = rng.permutation(len(X))
-    return X[perm][..., None], Y[perm][..., None]
+    # Shuffled as concatenate-then-permute would, but each part is scattered straight
+    # into its place and dropped: peak memory twice the data set, not three times
+    # (the shipped stage 1 holds 5.5 GB of patches).
+    n = sum(len(x) for x, _ in parts)
+    perm = rng.permutation(n)
+    dest = np.empty(n, np.intp)
+    dest[perm] = np.arange(n)  # row j of the concatenation goes to dest[j]
+    X = np.empty((n, cfg.patch, cfg.patch, 1), np.float32)
+    Y = np.empty_like(X)
+    start = 0
+    while parts:
+        x, y = parts.pop(0)
+        rows = dest[start : start + len(x)]
+        X[rows, ..., 0], Y[rows, ..., 0] = x, y
+        start += len(x)
+        del x, y
+    return X, Y
 
 
 def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
