@@ -32,11 +32,10 @@ from ocr_denoise import Denoiser  # noqa: E402
 from train.recipe import DIBCO_YEARS  # noqa: E402
 
 
-def train_fold(init: str, out: Path, year: str, data: str | None) -> None:
+def train_fold(init: str, out: Path, year: str) -> None:
     py = sys.executable
-    extra = ["--data", data] if data else []
     subprocess.run([py, "-m", "train", "recipe", "--out", str(out), "--init", init,
-                    "--hold-out", year, "--quiet", *extra], cwd=REPO, check=True)
+                    "--hold-out", year, "--quiet"], cwd=REPO, check=True)
     subprocess.run([py, "-m", "train", "export", str(out), "--output", str(out / "model.onnx")],
                    cwd=REPO, check=True)
 
@@ -45,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="folder for the runs OUT/hold-YEAR")
     ap.add_argument("--init", help="stage-1 checkpoint (.keras) every fold starts from")
-    ap.add_argument("--data", default=None, help="shared data folder (default ../shared/data)")
     ap.add_argument("--years", nargs="*", default=list(DIBCO_YEARS))
     ap.add_argument("--no-train", action="store_true", help="score the runs already in OUT")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -58,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     for year in args.years:
         run = out / f"hold-{year}"
         if not args.no_train:
-            train_fold(args.init, run, year, args.data)
+            train_fold(args.init, run, year)
         folds[year] = dibco_scores(Denoiser(run / "model.onnx", device="cpu"), [year])
         r = folds[year]
         print(f"{year}: {r['denoised']['n']} images, denoised {r['denoised']['psnr']:.2f} dB, "
