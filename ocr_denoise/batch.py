@@ -483,13 +483,21 @@ def _run_pool_logged(todo, opts, jobs, on_result, ctx, log_queue) -> tuple[list[
         running: dict[cf.Future, tuple[Task, bool]] = {}
         crashed: list[tuple[Task, bool]] = []
         try:
-            while True:
+            broken = False
+            while not broken:
                 isolate = bool(suspects)
                 source, limit = (suspects, 1) if isolate else (queue, 2 * jobs)
                 while source and len(running) < limit:
                     t = source.popleft()
-                    running[pool.submit(_work, t)] = (t, isolate)
-                if not running:
+                    try:
+                        running[pool.submit(_work, t)] = (t, isolate)
+                    except cf.process.BrokenProcessPool:
+                        # A worker died after the last wait returned: this file never
+                        # started, so it goes back where it was, not among the suspects.
+                        source.appendleft(t)
+                        broken = True
+                        break
+                if broken or not running:
                     break
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for f in finished:

@@ -446,3 +446,35 @@ def test_a_file_whose_worker_dies_even_alone_is_reported_and_the_rest_done(tmp_p
     for name in done:
         np.testing.assert_array_equal(read_image(out / name),
                                       denoise_page(read_image(page_folder / name)))
+
+
+def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, monkeypatch):
+    """The pool can break after ``wait`` returned and before the next ``submit``,
+    which then raises BrokenProcessPool itself. Injected for real: the third submit
+    SIGKILLs a worker of the (real) pool and waits until the pool knows."""
+    import concurrent.futures as cf
+
+    rng = np.random.default_rng(5)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(src / f"p{i}.png"), noisy_page(rng, 120, 120))
+    submits = []
+
+    class KillingPool(cf.ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submits.append(fn)
+            if len(submits) == 3:
+                wait_for(lambda: self._processes and len(self._processes) == 2)
+                os.kill(next(iter(self._processes)), signal.SIGKILL)
+                wait_for(lambda: self._broken)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", KillingPool)
+    report = denoise_folder(src, tmp_path / "out", jobs=2)
+    assert len(submits) > 8  # the pool broke and work was resubmitted
+    assert report.ok and sorted(r.src.name for r in report.done) == sorted(
+        p.name for p in src.iterdir())
+    for p in sorted(src.iterdir()):
+        np.testing.assert_array_equal(read_image(tmp_path / "out" / p.name),
+                                      denoise_page(read_image(p)))
