@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ocr_denoise import Denoiser  # noqa: E402
+from ocr_denoise.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP  # noqa: E402
 
 
 def letter_page(h: int = 3300, w: int = 2550, seed: int = 0) -> np.ndarray:
@@ -125,8 +126,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base / 1024)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None)
-    ap.add_argument("--overlap", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-a3", action="store_true")
     ap.add_argument("--profile", action="store_true",

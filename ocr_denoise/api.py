@@ -23,6 +23,7 @@ from . import pil
 from .io import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
 from .rescale import denoise_at_scale
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 from .session import Denoiser, Device, device_key
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ def get_denoiser(
     model: str | os.PathLike[str] | None = None,
     *,
     device: Device = "auto",
-    batch_size: int = 128,
-    overlap: int = 4,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
 ) -> Denoiser:
     """The process-wide ``Denoiser`` for these settings, built on first request.
@@ -103,8 +104,8 @@ def denoise_page(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     model: str | os.PathLike[str] | None = None,
     device: Device = "auto",
-    batch_size: int = 128,
-    overlap: int = 4,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
 ) -> np.ndarray | Image.Image:
     """Denoise one scanned page before OCR.

@@ -30,7 +30,7 @@ import numpy as np
 from . import flatten
 from .model import ModelError, ModelSpec, check_interface, default_model_path, read_model_bytes
 from .normalize import check_page, to_gray_float, to_uint8
-from .tiling import TileGrid, apply_tiled
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, TileGrid, apply_tiled
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,8 @@ class Denoiser:
         model: str | os.PathLike[str] | None = None,
         *,
         device: Device = "auto",
-        batch_size: int = 128,
-        overlap: int = 4,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        overlap: int = DEFAULT_OVERLAP,
         threads: int | None = None,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):

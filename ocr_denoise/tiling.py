@@ -79,6 +79,13 @@ def column_pieces(idx: np.ndarray, min_run: int = 32) -> list[slice | np.ndarray
     return pieces
 
 
+#: Defaults of every entry point (Denoiser, denoise_page, the benchmarks), kept here once.
+#: Measured (README, "Speed"): overlap 4 scored as well as 6 on the OCR benchmark with 16%
+#: fewer patches; batches of 128 ran faster than 256 or 512 on a 2-core CPU.
+DEFAULT_OVERLAP = 4
+DEFAULT_BATCH_SIZE = 128
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Where the patches of an H x W page go."""
@@ -86,7 +93,7 @@ class TileGrid:
     height: int
     width: int
     patch: int = 28
-    overlap: int = 4
+    overlap: int = DEFAULT_OVERLAP
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -123,7 +130,7 @@ def apply_tiled(
     grid: TileGrid,
     fn: PatchFn,
     *,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
@@ -182,8 +189,9 @@ def apply_tiled(
             sink(y0, y1, acc[a : a + (y1 - y0), o : o + W])
 
 
-def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28, overlap: int = 4,
-               batch_size: int = 128) -> np.ndarray:
+def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,
+               overlap: int = DEFAULT_OVERLAP,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """Convenience form of ``apply_tiled`` for a whole float32 H x W page in memory."""
     page = np.asarray(page, dtype=np.float32)
     grid = TileGrid(page.shape[0], page.shape[1], patch, overlap)
