@@ -288,7 +288,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(tmp, _default_file_mode())  # created 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
@@ -412,9 +412,10 @@ class TiffPagesWriter:
         from PIL import TiffImagePlugin
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = str(_temp_name(self.path))
+        tmp = _temp_name(self.path)
+        self._tmp = str(tmp)
         try:
-            self._file = os.fdopen(_create_exclusive(Path(self._tmp)), "w+b")
+            self._file = os.fdopen(_create_exclusive(tmp), "w+b")
             self._writer = TiffImagePlugin.AppendingTiffWriter(self._file)
             self._writer.__enter__()
         except BaseException:
