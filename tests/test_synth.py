@@ -65,6 +65,33 @@ def test_make_pair_black_ink_changes_only_the_target(rng):
     assert np.array_equal(n1, n2)
     assert t2.min() == 0.0 and np.all(t2 <= t1)
 
+def test_kind_weights_choose_the_weighted_damage(rng):
+    # fax is the one kind whose output is pure 0/1; uniform odds would pick it 1 in 10.
+    for _ in range(8):
+        noisy, _ = synth.make_pair(rng, 64, 64, clean_fraction=0.0, max_damages=1,
+                                   kind_weights={"fax": 1e6})
+        assert set(np.unique(noisy)) <= {0.0, 1.0}
+
+
+def test_empty_kind_weights_draw_what_unweighted_pages_drew(rng):
+    seed = int(rng.integers(1 << 30))
+    a = synth.make_pair(np.random.default_rng(seed), 64, 64)
+    b = synth.make_pair(np.random.default_rng(seed), 64, 64, kind_weights={})
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_kind_weights_parse_and_name_what_is_wrong():
+    assert synth.parse_kind_weights(" bleed_through=3, fax=0.5 ") == {"bleed_through": 3.0,
+                                                                      "fax": 0.5}
+    assert synth.parse_kind_weights("") == {}
+    for bad, says in [("bleed=3", "KIND=WEIGHT"), ("fax", "KIND=WEIGHT"),
+                      ("fax=0", "positive"), ("fax=-1", "positive"), ("fax=x", "positive"),
+                      ("fax=nan", "positive"), ("fax=inf", "positive")]:
+        with pytest.raises(ValueError, match=says) as e:
+            synth.parse_kind_weights(bad)
+        assert repr(bad) in str(e.value)
+
+
 
 def test_patch_sampling_centres_a_share_on_false_ink(rng):
     clean = np.ones((300, 300), np.float32)

@@ -61,8 +61,11 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       max_damages: int = 3,
                       page_norm: bool = False,
                       black_ink: bool = False,
-                      damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages.
+                      damage_fraction: float = 0.0,
+                      kind_weights: dict[str, float] | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
+    (chosen as ``synth.make_pair``'s ``kind_weights`` say).
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
     runtime does for a model exported with that setting. ``black_ink``: targets drawn
     in black (see ``synth.Page.black_ink``). ``damage_fraction``: see
@@ -70,7 +73,7 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
     Xs, Ys, got = [], [], 0
     while got < n:
         noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
-                                       black_ink=black_ink)
+                                       black_ink=black_ink, kind_weights=kind_weights)
         if page_norm:
             noisy = flatten_page(noisy)
         k = min(per_page, n - got)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from . import data, synth
 
 
 @dataclass
@@ -38,6 +38,7 @@ class TrainConfig:
     loss: str = "binary_crossentropy"
     init: str = ""  # a .keras checkpoint to start from (fine-tuning); empty: random init
     max_damages: int = 3
+    kind_weights: str = ""  # e.g. "bleed_through=3,salt_pepper=2"; empty: uniform (synth.make_pair)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -59,7 +60,9 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             max_damages=cfg.max_damages,
                                             page_norm=cfg.page_norm,
                                             black_ink=cfg.black_ink,
-                                            damage_fraction=cfg.damage_fraction))
+                                            damage_fraction=cfg.damage_fraction,
+                                            kind_weights=synth.parse_kind_weights(
+                                                cfg.kind_weights)))
     if cfg.pairs and cfg.real_patches:
         parts.append(data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch,
                                          cfg.ink_fraction, page_norm=cfg.page_norm,

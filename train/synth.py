@@ -324,6 +324,26 @@ DAMAGES: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarray
 }
 
 
+def parse_kind_weights(spec: str) -> dict[str, float]:
+    """``"bleed_through=3,salt_pepper=2"`` -> {kind: weight}; ``""`` -> {} (uniform).
+    Raises ValueError naming an unknown kind or a weight that is not a positive number."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in DAMAGES:
+            raise ValueError(f"kind weight {item!r}: expected KIND=WEIGHT with KIND one of "
+                             f"{', '.join(DAMAGES)}")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not weight > 0 or weight == float("inf"):
+            raise ValueError(f"kind weight {item!r}: the weight must be a positive number")
+        out[name] = weight
+    return out
+
+
 def damage(clean: np.ndarray, kind: str, rng: np.random.Generator,
            strength: float | None = None) -> np.ndarray:
     """Apply one damage kind with the given (or a random) strength; clip to [0, 1]."""
@@ -335,10 +355,14 @@ def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
               kinds: list[str] | None = None,
               clean_fraction: float = 0.05,
               max_damages: int = 3,
-              black_ink: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              black_ink: bool = False,
+              kind_weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A damaged page and its target: the clean page, or with ``black_ink`` the
     clean page drawn in black (:meth:`Page.black_ink`). One to ``max_damages``
-    damage kinds (none with probability ``clean_fraction``).
+    damage kinds (none with probability ``clean_fraction``), drawn without
+    replacement, uniformly or in proportion to ``kind_weights`` (kind -> weight;
+    kinds not named weigh 1), for giving more practice on the kinds a model
+    gets wrong.
 
     Photometric damage (stains, light, paper) goes first and sensor damage
     (noise, blur, JPEG) last, the order in which a real scan acquires them.
@@ -349,7 +373,11 @@ def make_pair(rng: np.random.Generator, height: int = 256, width: int = 256,
     if rng.random() < clean_fraction:  # clean in, clean out: do no harm to good pages
         return page.clean.copy(), target
     k = int(rng.integers(1, min(max_damages, len(kinds)) + 1))
-    chosen = list(rng.choice(kinds, size=k, replace=False))
+    p = None
+    if kind_weights:  # only then: unweighted draws stay those of earlier models
+        w = np.array([float(kind_weights.get(name, 1.0)) for name in kinds])
+        p = w / w.sum()
+    chosen = list(rng.choice(kinds, size=k, replace=False, p=p))
     order = [k for k in DAMAGES if k in chosen]
     x = page.clean
     for k in order:
