@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+
 import pytest
 
 from conftest import REPO
-from train import recipe
+from train import recipe, synth
 from train.__main__ import config_from, fit_parser
+from train.fit import TrainConfig
 from train.data import find_pairs
 
 DATA = REPO.parent / "shared" / "data"
@@ -41,3 +46,33 @@ def test_every_folder_the_recipe_names_holds_pairs():
     for argv in (recipe.stage1(DATA), recipe.stage2("m.keras", DATA)):
         for folder in parse(argv).pairs:
             assert find_pairs(folder), folder
+
+
+def test_stage2_kind_weights_name_only_kinds_the_generator_draws():
+    weights = synth.parse_kind_weights(parse(recipe.stage2("m.keras")).kind_weights)
+    assert weights and all(w > 1 for w in weights.values())
+
+
+
+def _recorded(key: str) -> dict:
+    """A stage's settings as the shipped model's metadata records them; a setting added
+    since has its default (that is what an older run used)."""
+    from ocr_denoise import Denoiser
+    return {**asdict(TrainConfig()), **json.loads(Denoiser(device="cpu").metadata[key])}
+
+
+def _comparable(cfg: dict) -> dict:
+    """A config without what depends on where the run happened: folder paths."""
+    out = dict(cfg)
+    out["pairs"] = [Path(p).parts[-2:] for p in out["pairs"]]
+    out["init"] = bool(out["init"])
+    return out
+
+
+def test_the_recipe_is_what_made_the_shipped_model():
+    # The model card's command must reproduce the shipped file: each stage's argument
+    # list parses to the settings the ONNX metadata recorded for that stage.
+    stage1 = asdict(parse(recipe.stage1()))
+    stage2 = asdict(parse(recipe.stage2("base/model.keras")))
+    assert _comparable(stage1) == _comparable(_recorded("init_training_config"))
+    assert _comparable(stage2) == _comparable(_recorded("training_config"))
