@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 from train import recipe, synth
 from train.__main__ import config_from, fit_parser
-from train.fit import TrainConfig
 from train.data import find_pairs
+from train.fit import TrainConfig
 
 DATA = REPO.parent / "shared" / "data"
 
@@ -49,9 +49,8 @@ def test_every_folder_the_recipe_names_holds_pairs():
 
 
 def test_stage2_kind_weights_name_only_kinds_the_generator_draws():
-    weights = synth.parse_kind_weights(parse(recipe.stage2("m.keras")).kind_weights)
-    assert weights and all(w > 1 for w in weights.values())
-
+    # A typo in the recipe fails here, not minutes into a training run.
+    synth.parse_kind_weights(parse(recipe.stage2("m.keras")).kind_weights)
 
 
 def _recorded(key: str) -> dict:

@@ -65,6 +65,7 @@ def test_make_pair_black_ink_changes_only_the_target(rng):
     assert np.array_equal(n1, n2)
     assert t2.min() == 0.0 and np.all(t2 <= t1)
 
+
 def test_kind_weights_choose_the_weighted_damage(rng):
     # fax is the one kind whose output is pure 0/1; uniform odds would pick it 1 in 10.
     for _ in range(8):
@@ -90,7 +91,6 @@ def test_kind_weights_parse_and_name_what_is_wrong():
         with pytest.raises(ValueError, match=says) as e:
             synth.parse_kind_weights(bad)
         assert repr(bad) in str(e.value)
-
 
 
 def test_patch_sampling_centres_a_share_on_false_ink(rng):

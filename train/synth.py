@@ -12,6 +12,7 @@ import functools
 import glob
 import importlib
 import inspect
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -338,7 +339,7 @@ def parse_kind_weights(spec: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             weight = float("nan")
-        if not weight > 0 or weight == float("inf"):
+        if not (math.isfinite(weight) and weight > 0):
             raise ValueError(f"kind weight {item!r}: the weight must be a positive number")
         out[name] = weight
     return out
