@@ -20,15 +20,12 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DIBCO_YEARS = ("2009", "2010", "2011", "2012", "2013")
 
 _MODEL = ["--arch", "shuffle", "--width", "32", "--skips", "true", "--page-norm", "true",
-          "--black-ink", "true"]
-#: Stage 2's synthetic pages favour the kinds stage 1 left worst (bleed-through,
-#: salt-and-pepper), and more of its patches sit on false ink (0.3 against 0.2): v7.
-STAGE2_KIND_WEIGHTS = "bleed_through=8,salt_pepper=3"
+          "--black-ink", "true", "--ink-fraction", "0.5"]
 
 
 def stage1(data: Path = DEFAULT_DATA) -> list[str]:
     """``fit`` arguments (without ``--out``) of the base model."""
-    return [*_MODEL, "--damage-fraction", "0.2", "--ink-fraction", "0.5",
+    return [*_MODEL, "--damage-fraction", "0.2",
             "--synthetic-patches", "700000", "--real-patches", "175000",
             "--pairs", str(data / "noisyoffice" / "train"),
             "--epochs", "8", "--learning-rate", "0.002"]
@@ -37,13 +34,14 @@ def stage1(data: Path = DEFAULT_DATA) -> list[str]:
 def stage2(init: str | Path, data: Path = DEFAULT_DATA,
            hold_out: str | None = None) -> list[str]:
     """``fit`` arguments of the fine-tune from the stage-1 checkpoint ``init``,
-    on every DIBCO year but ``hold_out``."""
+    on every DIBCO year but ``hold_out``. Its synthetic pages favour the kinds stage 1
+    left worst (bleed-through, salt-and-pepper), and more of its patches sit on false
+    ink (0.3 against 0.2): v7."""
     if hold_out is not None and hold_out not in DIBCO_YEARS:
         raise ValueError(f"hold_out must be one of {DIBCO_YEARS}, not {hold_out!r}")
     years = [y for y in DIBCO_YEARS if y != hold_out]
     return [*_MODEL, "--init", str(init),
-            "--kind-weights", STAGE2_KIND_WEIGHTS, "--damage-fraction", "0.3",
-            "--ink-fraction", "0.5",
+            "--kind-weights", "bleed_through=8,salt_pepper=3", "--damage-fraction", "0.3",
             "--synthetic-patches", "60000", "--real-patches", "120000",
             "--pairs", str(data / "noisyoffice" / "train"),
             *(str(data / "dibco" / y) for y in years),
