@@ -108,3 +108,22 @@ def test_patch_sampling_without_false_ink_falls_back_to_uniform(rng):
     page = np.ones((100, 100), np.float32)
     X, Y = data.sample_patches(page, page, 50, rng, ink_fraction=0.5, damage_fraction=0.5)
     assert X.shape == (50, 28, 28) and np.array_equal(X, Y)
+
+
+def test_mark_sampling_practises_small_marks_as_often_as_big_ones(rng):
+    clean = np.ones((300, 300), np.float32)
+    clean[100:160, 100:160] = 0.0  # one big mark: 3600 ink pixels
+    for y, x in [(30, 30), (30, 250), (250, 30), (250, 250), (150, 250)]:
+        clean[y : y + 2, x : x + 2] = 0.0  # five full stops: 20 ink pixels in all
+    def dots_hit(X):  # patches that hold a dot but none of the big mark
+        return ((X.min(axis=(1, 2)) < 0.5) & (X.mean(axis=(1, 2)) > 0.95)).mean()
+    X_marks, _ = data.sample_patches(clean, clean, 600, rng, ink_fraction=0.0, mark_fraction=1.0)
+    X_ink, _ = data.sample_patches(clean, clean, 600, rng, ink_fraction=1.0)
+    assert dots_hit(X_marks) > 0.7  # 5 of 6 marks are dots
+    assert dots_hit(X_ink) < 0.05  # 20 of 3620 ink pixels are dots
+
+
+def test_mark_sampling_on_a_page_without_ink_falls_back_to_uniform(rng):
+    page = np.ones((100, 100), np.float32)
+    X, Y = data.sample_patches(page, page, 50, rng, ink_fraction=0.0, mark_fraction=1.0)
+    assert X.shape == (50, 28, 28) and np.array_equal(X, Y)

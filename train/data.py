@@ -22,12 +22,16 @@ _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
 
 def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.Generator,
                    patch: int = 28, ink_fraction: float = 0.7,
-                   damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   damage_fraction: float = 0.0,
+                   mark_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` aligned (noisy, clean) patch pairs: ``ink_fraction`` of them centred on
     ink of the clean page, ``damage_fraction`` on false ink (paper in the clean page,
     at least 0.25 darker in the noisy one: stain rims, specks, streaks, text showing
-    through from the back), the rest anywhere. Pages without such pixels give
-    uniformly placed patches instead."""
+    through from the back), ``mark_fraction`` on marks of the clean page (connected
+    pieces of ink, each equally likely, so a full stop or a quote is practised as
+    often as an ``m``, not in proportion to its few pixels), the rest anywhere.
+    Pages without such pixels give uniformly placed patches instead. With
+    ``mark_fraction`` 0 the random draws are those of earlier models."""
     h, w = clean.shape
     if h < patch or w < patch:
         pad = ((0, max(0, patch - h)), (0, max(0, patch - w)))
@@ -38,10 +42,13 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
     xs = rng.integers(0, w - patch + 1, n)
     start = 0
     rows = h - patch + 1 + patch // 2  # (v5 was sampled so; kept for reproducibility)
-    for frac, where in ((ink_fraction, clean[:rows] < 0.5),
-                        (damage_fraction, (clean > 0.75) & (noisy < clean - 0.25))):
+    ink = clean[:rows] < 0.5
+    for frac, centres_for in ((ink_fraction, lambda k: np.argwhere(ink)),
+                              (damage_fraction,
+                               lambda k: np.argwhere((clean > 0.75) & (noisy < clean - 0.25))),
+                              (mark_fraction, lambda k: _mark_pixels(ink, k, rng))):
         k = int(round(n * frac))
-        centres = np.argwhere(where) if k else None
+        centres = centres_for(k) if k else None
         if k and len(centres):
             pick = centres[rng.integers(0, len(centres), min(k, n - start))]
             stop = start + len(pick)
@@ -55,6 +62,21 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
     return X.astype(np.float32), Y.astype(np.float32)
 
 
+def _mark_pixels(ink: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, 2) pixel coordinates of ``ink`` (a bool mask): a mark (8-connected piece)
+    drawn uniformly for each, then one of its pixels; (0, 2) if there is no ink."""
+    n, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return np.empty((0, 2), np.intp)
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], np.arange(n + 1))  # label j: order[starts[j]:starts[j+1]]
+    marks = rng.integers(1, n, k)
+    sizes = starts[marks + 1] - starts[marks]
+    pick = order[starts[marks] + (rng.random(k) * sizes).astype(np.intp)]
+    return np.stack(np.unravel_index(pick, ink.shape), axis=1)
+
+
 def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       per_page: int = 200, page_size: int = 256,
                       ink_fraction: float = 0.7,
@@ -63,13 +85,14 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       black_ink: bool = False,
                       damage_fraction: float = 0.0,
                       kind_weights: dict[str, float] | None = None,
+                      mark_fraction: float = 0.0,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
     (chosen as ``synth.make_pair``'s ``kind_weights`` say).
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
     runtime does for a model exported with that setting. ``black_ink``: targets drawn
-    in black (see ``synth.Page.black_ink``). ``damage_fraction``: see
-    :func:`sample_patches`."""
+    in black (see ``synth.Page.black_ink``). ``damage_fraction``, ``mark_fraction``:
+    see :func:`sample_patches`."""
     Xs, Ys, got = [], [], 0
     while got < n:
         noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
@@ -77,7 +100,8 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
         if page_norm:
             noisy = flatten_page(noisy)
         k = min(per_page, n - got)
-        X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction, damage_fraction)
+        X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction, damage_fraction,
+                              mark_fraction)
         Xs.append(X)
         Ys.append(Y)
         got += k
@@ -117,7 +141,8 @@ def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
 def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
                    ink_fraction: float = 0.7,
                    page_norm: bool = False,
-                   damage_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   damage_fraction: float = 0.0,
+                   mark_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs spread evenly over the real pairs found in ``folders``
     (``page_norm`` as for :func:`synthetic_patches`)."""
     pairs = [p for f in folders for p in find_pairs(f)]
@@ -129,7 +154,8 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
             raise ValueError(f"{noisy_p} and {clean_p} differ in size")
         if page_norm:
             noisy = flatten_page(noisy)
-        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction)
+        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction,
+                              mark_fraction)
         Xs.append(X)
         Ys.append(Y)
     X, Y = np.concatenate(Xs), np.concatenate(Ys)

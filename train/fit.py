@@ -30,6 +30,7 @@ class TrainConfig:
     pairs: list[str] = field(default_factory=list)
     ink_fraction: float = 0.7
     damage_fraction: float = 0.0  # share of patches centred on false ink (see data.sample_patches)
+    mark_fraction: float = 0.0  # share centred on marks drawn uniformly: punctuation as often as letters
     black_ink: bool = False  # synthetic targets drawn in black ink, like the real pairs' clean sides
     val_fraction: float = 0.1
     epochs: int = 5
@@ -62,11 +63,13 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             black_ink=cfg.black_ink,
                                             damage_fraction=cfg.damage_fraction,
                                             kind_weights=synth.parse_kind_weights(
-                                                cfg.kind_weights)))
+                                                cfg.kind_weights),
+                                            mark_fraction=cfg.mark_fraction))
     if cfg.pairs and cfg.real_patches:
         parts.append(data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch,
                                          cfg.ink_fraction, page_norm=cfg.page_norm,
-                                         damage_fraction=cfg.damage_fraction))
+                                         damage_fraction=cfg.damage_fraction,
+                                         mark_fraction=cfg.mark_fraction))
     if not parts:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
     # Shuffled as concatenate-then-permute would, but each part is scattered straight
