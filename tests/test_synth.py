@@ -115,6 +115,7 @@ def test_mark_sampling_practises_small_marks_as_often_as_big_ones(rng):
     clean[100:160, 100:160] = 0.0  # one big mark: 3600 ink pixels
     for y, x in [(30, 30), (30, 250), (250, 30), (250, 250), (150, 250)]:
         clean[y : y + 2, x : x + 2] = 0.0  # five full stops: 20 ink pixels in all
+
     def dots_hit(X):  # patches that hold a dot but none of the big mark
         return ((X.min(axis=(1, 2)) < 0.5) & (X.mean(axis=(1, 2)) > 0.95)).mean()
     X_marks, _ = data.sample_patches(clean, clean, 600, rng, ink_fraction=0.0, mark_fraction=1.0)
