@@ -108,11 +108,11 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
             else:
                 results.setdefault(kind, {}).setdefault(m, []).append(c)
 
-    table = {k: {m: 100 * float(np.mean(v[m])) for m in methods} for k, v in results.items()}
-    table["MEAN"] = {m: float(np.mean([table[k][m] for k in results])) for m in methods}
-    # Per page too (in page order; ex.map keeps it): two models scored on the same
-    # pages compare page by page, which ten pages' means are too noisy for.
+    # Per page (in page order; ex.map keeps it) as well as the means: two models scored
+    # on the same pages compare page by page, which ten pages' means are too noisy for.
     per_page = {k: {m: [100 * c for c in v[m]] for m in methods} for k, v in results.items()}
+    table = {k: {m: float(np.mean(v[m])) for m in methods} for k, v in per_page.items()}
+    table["MEAN"] = {m: float(np.mean([table[k][m] for k in per_page])) for m in methods}
     return {"methods": methods, "table": table, "pages": per_page,
             "clean_cer": 100 * float(np.mean(clean_cer)),
             "denoised_clean_cer": 100 * float(np.mean(clean_roundtrip))}
