@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .context import NAME as _QUARTER
 from .flatten import NAME as _FLATTEN
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,17 @@ class ModelSpec:
     ``"NHWC"`` for (N, P, P, 1) tensors or ``"NCHW"`` for (N, 1, P, P).
     ``preprocess`` is what the page goes through before tiling: ``"none"`` or
     ``"flatten-v1"`` (``ocr_denoise.flatten``), from the metadata key of that name.
+    ``context`` is what the model reads beside each patch, in a second input named
+    ``context`` of the same shape: ``"none"`` or ``"quarter-v1"``
+    (``ocr_denoise.context``), from the metadata key of that name.
+    ``input`` is the name of the patch input.
     """
 
     patch: int
     layout: str
     preprocess: str = "none"
+    context: str = "none"
+    input: str = "noisy"
 
     def shape(self, n: int) -> tuple[int, int, int, int]:
         """The 4-D tensor shape of a batch of ``n`` patches in this layout."""
@@ -193,6 +200,9 @@ def _dims(shape: Sequence[Any]) -> list[int | None]:
 
 #: Page preprocessing a model may ask for in its ``preprocess`` metadata.
 PREPROCESSING = ("none", _FLATTEN)
+#: Page context a model may read (``context`` metadata), and its input's name.
+CONTEXTS = ("none", _QUARTER)
+CONTEXT_INPUT = "context"
 
 
 def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
@@ -202,18 +212,36 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
     ``inputs``/``outputs`` are onnxruntime ``NodeArg``s (``.name``, ``.shape``,
     ``.type``); ``metadata`` is the model's custom metadata map. A denoiser has
     one float32 input of shape (N, P, P, 1) or (N, 1, P, P) with a dynamic batch
-    N and a fixed square P >= 2, and one float32 output of the same shape. If
-    the metadata records ``patch_size`` or ``layout`` they must agree with the
-    input. Returns the patch size and layout; raises ``ModelError`` naming the
-    path and the mismatch otherwise.
+    N and a fixed square P >= 2, and one float32 output of the same shape. A
+    model whose metadata names a ``context`` has a second input, ``context``, of
+    the same type and shape. If the metadata records ``patch_size`` or ``layout``
+    they must agree with the input. Returns the interface as a ``ModelSpec``;
+    raises ``ModelError`` naming the path and the mismatch otherwise.
     """
     def bad(problem: str) -> ModelError:
         return ModelError(f"{path}: {problem}")
 
-    if len(inputs) != 1 or len(outputs) != 1:
+    ctx = metadata.get("context", "none").strip() or "none"
+    if ctx not in CONTEXTS:
+        raise bad(f"metadata context={ctx!r} is not one this version of ocr-denoise "
+                  f"knows ({', '.join(CONTEXTS)}); the model needs a newer ocr-denoise")
+    n_in = 1 if ctx == "none" else 2
+    if len(inputs) != n_in or len(outputs) != 1:
+        why = "" if ctx == "none" else f" (metadata context={ctx!r}: the patch and {CONTEXT_INPUT!r})"
         raise bad(f"model has {len(inputs)} inputs and {len(outputs)} outputs; "
-                  "expected exactly 1 input and 1 output")
-    inp, out = inputs[0], outputs[0]
+                  f"expected exactly {n_in} input{'s' if n_in > 1 else ''}{why} and 1 output")
+    if n_in == 2:
+        named = [i for i in inputs if i.name == CONTEXT_INPUT]
+        if len(named) != 1:
+            raise bad(f"metadata context={ctx!r} but no input is named {CONTEXT_INPUT!r} "
+                      f"(inputs: {[i.name for i in inputs]})")
+        inp = next(i for i in inputs if i.name != CONTEXT_INPUT)
+        if named[0].type != inp.type or _dims(named[0].shape) != _dims(inp.shape):
+            raise bad(f"input {CONTEXT_INPUT!r} is {named[0].type} {list(named[0].shape)}; "
+                      f"expected the patch input's {inp.type} {list(inp.shape)}")
+    else:
+        inp = inputs[0]
+    out = outputs[0]
     for role, arg in (("input", inp), ("output", out)):
         if arg.type != "tensor(float)":
             raise bad(f"{role} {arg.name!r} is {arg.type}; expected tensor(float)")
@@ -256,11 +284,12 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
     if prep not in PREPROCESSING:
         raise bad(f"metadata preprocess={prep!r} is not one this version of ocr-denoise "
                   f"knows ({', '.join(PREPROCESSING)}); the model needs a newer ocr-denoise")
-    return ModelSpec(patch=spec.patch, layout=spec.layout, preprocess=prep)
+    return ModelSpec(patch=spec.patch, layout=spec.layout, preprocess=prep, context=ctx,
+                     input=inp.name)
 
 
 __all__ = [
-    "CHECKSUM_SUFFIX", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES", "ModelError",
+    "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES", "ModelError",
     "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface", "checksum_path",
     "default_model_path", "expected_checksum", "is_default_model", "read_model_bytes",
     "sha256_hex", "write_checksum",

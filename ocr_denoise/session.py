@@ -27,8 +27,9 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from . import flatten
-from .model import ModelError, ModelSpec, check_interface, default_model_path, read_model_bytes
+from . import context, flatten
+from .model import (CONTEXT_INPUT, ModelError, ModelSpec, check_interface, default_model_path,
+                    read_model_bytes)
 from .normalize import check_page, to_gray_float, to_uint8
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, TileGrid, apply_tiled
 
@@ -261,7 +262,7 @@ class Denoiser:
                 )
         metadata = dict(session.get_modelmeta().custom_metadata_map)
         spec = check_interface(path, session.get_inputs(), session.get_outputs(), metadata)
-        input_name = session.get_inputs()[0].name
+        input_name = spec.input
         _probe(session, input_name, spec, path)
         logger.info("onnxruntime session for %s on %s", path, got)
         return _Loaded(session, input_name, spec, got, metadata, os.getpid())
@@ -282,12 +283,16 @@ class Denoiser:
         return dict(self._ensure_session().metadata)
 
     # -- inference -------------------------------------------------------------
-    def denoise_patches(self, patches: np.ndarray) -> np.ndarray:
+    def denoise_patches(self, patches: np.ndarray,
+                        context_windows: np.ndarray | None = None) -> np.ndarray:
         """(N, P, P) float32 in [0, 1] -> (N, P, P) float32, N >= 0.
 
         The patches go to the model as they are: the page-wide preprocessing a
         model may ask for (``metadata["preprocess"]``, e.g. ``flatten-v1``)
-        needs the whole page, so only :meth:`denoise` applies it.
+        needs the whole page, so only :meth:`denoise` applies it. A model that
+        reads page context (``metadata["context"]``, e.g. ``quarter-v1``) also
+        needs ``context_windows``, (N, P, P) float32 (``ocr_denoise.context``);
+        a model that does not refuses them.
 
         Runs in batches of at most ``batch_size``; on CUDA, short batches are
         padded to ``batch_size`` so the GPU sees one shape. Raises
@@ -298,6 +303,17 @@ class Denoiser:
         p = loaded.spec.patch
         if patches.ndim != 3 or patches.shape[1:] != (p, p):
             raise ValueError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
+        wants = loaded.spec.context != "none"
+        if wants and context_windows is None:
+            raise ValueError(f"{self.model_path} reads page context (context="
+                             f"{loaded.spec.context}): pass context_windows, or denoise "
+                             "whole pages with denoise()")
+        if not wants and context_windows is not None:
+            raise ValueError(f"{self.model_path} reads no page context; "
+                             "context_windows must be None")
+        if wants and context_windows.shape != patches.shape:
+            raise ValueError(f"context_windows has shape {context_windows.shape}; expected "
+                             f"the patches' {patches.shape}")
         n = patches.shape[0]
         pad_to_fixed = CUDA in loaded.providers
         out = np.empty((n, p, p), dtype=np.float32)
@@ -305,16 +321,24 @@ class Denoiser:
             chunk = patches[b0 : b0 + self.batch_size]
             k = len(chunk)
             x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(loaded.spec.shape(k))
+            c = None
+            if wants:
+                c = np.ascontiguousarray(context_windows[b0 : b0 + self.batch_size],
+                                         dtype=np.float32).reshape(x.shape)
             if pad_to_fixed and k < self.batch_size:
                 pad = np.ones(loaded.spec.shape(self.batch_size - k), np.float32)
                 x = np.concatenate([x, pad])
-            y = self._run(loaded, x)
+                c = None if c is None else np.concatenate([c, pad])
+            y = self._run(loaded, x, c)
             out[b0 : b0 + k] = y[:k].reshape(k, p, p)
         return out
 
-    def _run(self, loaded: _Loaded, x: np.ndarray) -> np.ndarray:
+    def _run(self, loaded: _Loaded, x: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        feed = {loaded.input_name: x}
+        if c is not None:
+            feed[CONTEXT_INPUT] = c
         try:
-            y = loaded.session.run(None, {loaded.input_name: x})[0]
+            y = loaded.session.run(None, feed)[0]
         except MemoryError:
             raise
         except Exception as e:
@@ -343,6 +367,10 @@ class Denoiser:
         If the model asks for ``flatten-v1`` preprocessing (the shipped one
         does), the page is read once more first, band by band, to measure its
         background and ink level on a 1/16-size copy (``ocr_denoise.flatten``).
+        If it reads page context (``quarter-v1``), the page (as the model sees it)
+        is read once more to average it over 4 x 4 blocks, kept in memory
+        (a sixteenth of the page as float32), and each patch is given its window
+        of that map (``ocr_denoise.context``).
         """
         spec = check_page(img)
         grid = TileGrid(spec.height, spec.width, self.patch_size, self.overlap)
@@ -352,7 +380,8 @@ class Denoiser:
             return to_gray_float(img[y0:y1], spec)
 
         source = gray
-        if self._ensure_session().spec.preprocess == flatten.NAME:
+        interface = self._ensure_session().spec
+        if interface.preprocess == flatten.NAME:
             levels = flatten.measure(gray, spec.height, spec.width)
 
             def source(y0: int, y1: int) -> np.ndarray:
@@ -361,7 +390,15 @@ class Denoiser:
         def sink(y0: int, y1: int, rows: np.ndarray) -> None:
             out[y0:y1] = to_uint8(rows)
 
-        apply_tiled(source, sink, grid, self.denoise_patches, batch_size=self.batch_size)
+        ctx = None
+        if interface.context == context.NAME:
+            quarter = context.quarter_page(source, spec.height, spec.width, interface.patch)
+
+            def ctx(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+                return context.windows(quarter, ys, xs, interface.patch)
+
+        apply_tiled(source, sink, grid, self.denoise_patches, batch_size=self.batch_size,
+                    context=ctx)
         return out
 
 
@@ -371,8 +408,11 @@ def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:
     also proves the batch dimension really is dynamic)."""
     x = np.ones(spec.shape(2), np.float32)
     x[1] = 0.0
+    feed = {input_name: x}
+    if spec.context != "none":
+        feed[CONTEXT_INPUT] = x
     try:
-        y = session.run(None, {input_name: x})[0]
+        y = session.run(None, feed)[0]
     except MemoryError:
         raise
     except Exception as e:

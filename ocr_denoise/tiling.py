@@ -128,9 +128,10 @@ def apply_tiled(
     source: RowSource,
     sink: RowSink,
     grid: TileGrid,
-    fn: PatchFn,
+    fn: PatchFn | PatchContextFn,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    context: ContextFn | None = None,
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
@@ -138,6 +139,8 @@ def apply_tiled(
     ``sink`` receives the blended output rows in order, each page row exactly
     once. ``fn`` is called with at most ``batch_size`` patches at a time; a band
     holds ``max(1, batch_size // cols)`` patch rows, which bounds memory.
+    With ``context`` (see ``ContextFn``), ``fn`` is called as ``fn(patches,
+    context(ys, xs))`` for each batch, for models that read more than the patch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -162,8 +165,15 @@ def apply_tiled(
         views = np.lib.stride_tricks.sliding_window_view(band, (P, P))[::s, ::s]
         patches = np.ascontiguousarray(views[:br, :nc]).reshape(br * nc, P, P)
         out = np.empty_like(patches)
+        if context is not None:  # page coordinates of each patch's top-left corner
+            ys = np.repeat(np.arange(br) * s + py0 - o, nc)
+            xs = np.tile(np.arange(nc) * s - o, br)
         for b0 in range(0, len(patches), batch_size):
-            out[b0 : b0 + batch_size] = fn(patches[b0 : b0 + batch_size])
+            b1 = b0 + batch_size
+            if context is None:
+                out[b0:b1] = fn(patches[b0:b1])
+            else:
+                out[b0:b1] = fn(patches[b0:b1], context(ys[b0:b1], xs[b0:b1]))
         wp = (out * window).reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
 
         # Blend each patch row into a strip, then strips into rows. Every pixel

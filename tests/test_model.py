@@ -264,3 +264,25 @@ def test_model_returning_nan_for_a_black_patch_is_refused_at_load(tmp_path):
     path = make_onnx_graph_model(tmp_path / "div0.onnx", [node("Div", ["x", "zero"], ["y"])],
                                  NHWC, NHWC, initializers=[scalar("zero", 0.0)])
     refused(path, "NaN or infinite values")
+
+
+CONTEXT = {"context": "quarter-v1"}
+
+
+def test_context_model_with_its_context_input_is_accepted(tmp_path):
+    path = make_onnx_graph_model(tmp_path / "ctx.onnx", [node("Add", ["x", "context"], ["y"])],
+                                 NHWC, NHWC, extra_inputs=("context",), metadata=CONTEXT)
+    assert Denoiser(path, device="cpu").metadata["context"] == "quarter-v1"
+
+
+@pytest.mark.parametrize("extra,metadata,match", [
+    ((), CONTEXT, "1 inputs and 1 outputs; expected exactly 2 inputs (metadata context="),
+    (("x2",), CONTEXT, "no input is named 'context'"),
+    (("context",), {}, "2 inputs and 1 outputs; expected exactly 1 input and"),
+    (("context",), {"context": "whole-page-v9"}, "context='whole-page-v9' is not one"),
+])
+def test_context_input_and_metadata_must_agree(tmp_path, extra, metadata, match):
+    nodes = [node("Add", ["x", extra[0]], ["y"])] if extra else IDENTITY
+    path = make_onnx_graph_model(tmp_path / "ctx.onnx", nodes, NHWC, NHWC,
+                                 extra_inputs=extra, metadata=metadata)
+    refused(path, match)

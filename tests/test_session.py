@@ -342,3 +342,57 @@ def test_denoise_patches_refuses_patches_of_the_wrong_size(identity_model):
     d = Denoiser(identity_model, device="cpu")
     with pytest.raises(ValueError, match=r"expected patches of shape \(N, 28, 28\), got"):
         d.denoise_patches(np.zeros((2, 32, 32), np.float32))
+
+
+def _context_model(tmp_path, output: str, metadata: dict | None = None):
+    """y = the context window (``output="context"``) or the patch, of a model that
+    declares ``context=quarter-v1`` and so has the second input."""
+    from conftest import make_onnx_graph_model, node
+
+    nchw = ["N", 1, 28, 28]
+    return make_onnx_graph_model(tmp_path / f"ctx-{output}.onnx",
+                                 [node("Identity", [output], ["y"])], nchw, nchw,
+                                 extra_inputs=("context",),
+                                 metadata={"context": "quarter-v1", **(metadata or {})})
+
+
+def test_context_model_gets_the_quarter_page_window_centred_on_each_patch(tmp_path):
+    """A model that returns its context window, with no overlap, draws each patch's
+    window: a dark 8x8 square (4 blocks of 4x4) must appear, shrunk to 2x2, where
+    each patch's window has it: block (b - centre block + 14) of that patch."""
+    page = np.full((100, 120), 255, np.uint8)
+    page[40:48, 60:68] = 0  # blocks rows 10..11, columns 15..16
+    out = Denoiser(_context_model(tmp_path, "context"), device="cpu", overlap=0).denoise(page)
+    want = np.zeros(page.shape, bool)
+    for y0 in range(0, 100, 28):
+        for x0 in range(0, 120, 28):
+            for by in (10, 11):
+                for bx in (15, 16):
+                    u = by - (y0 + 14) // 4 + 14
+                    v = bx - (x0 + 14) // 4 + 14
+                    if 0 <= u < 28 and 0 <= v < 28 and y0 + u < 100 and x0 + v < 120:
+                        want[y0 + u, x0 + v] = True
+    assert want.sum() > 4  # several patches see the square
+    np.testing.assert_array_equal(out < 128, want)
+
+
+def test_context_model_reads_the_page_as_preprocessed(tmp_path, rng):
+    """With flatten-v1, the context is the flattened page: a page on grey paper
+    comes back as white paper in the window too."""
+    page = np.full((90, 90), 150, np.uint8)
+    out = Denoiser(_context_model(tmp_path, "context", {"preprocess": "flatten-v1"}),
+                   device="cpu").denoise(page)
+    assert out.min() == 255
+
+
+def test_context_windows_are_required_by_a_context_model_and_refused_by_others(
+        tmp_path, identity_model):
+    patches = np.ones((3, 28, 28), np.float32)
+    ctx = Denoiser(_context_model(tmp_path, "x"), device="cpu")
+    with pytest.raises(ValueError, match="reads page context .* pass context_windows"):
+        ctx.denoise_patches(patches)
+    with pytest.raises(ValueError, match="expected the patches'"):
+        ctx.denoise_patches(patches, np.ones((2, 28, 28), np.float32))
+    np.testing.assert_array_equal(ctx.denoise_patches(patches, 0 * patches), patches)
+    with pytest.raises(ValueError, match="reads no page context"):
+        Denoiser(identity_model, device="cpu").denoise_patches(patches, patches)

@@ -30,6 +30,33 @@ def test_identity_function_reproduces_page_exactly(rng, h, w, overlap):
     np.testing.assert_allclose(out, page, atol=1e-6)
 
 
+@pytest.mark.parametrize("h,w", [(5, 7), (56, 57), (123, 301)])
+@pytest.mark.parametrize("batch_size", [1, 7, 128])
+def test_context_is_asked_for_each_patchs_page_origin(rng, h, w, batch_size):
+    """A context function that cuts the mirror-padded page at the origins it is
+    given, passed straight through, rebuilds the page: only if every origin is the
+    one of the patch it comes with."""
+    page = rng.random((h, w), dtype=np.float32)
+
+    def cut(ys, xs):
+        out = np.empty((len(ys), 28, 28), np.float32)
+        for i, (y, x) in enumerate(zip(ys, xs)):
+            r = symmetric_indices(y, y + 28, h)
+            c = symmetric_indices(x, x + 28, w)
+            out[i] = page[np.ix_(r, c)]
+        return out
+
+    grid = TileGrid(h, w, 28, 6)
+    got = np.empty_like(page)
+
+    def sink(y0, y1, rows):
+        got[y0:y1] = rows
+
+    apply_tiled(lambda a, b: page[a:b], sink, grid, lambda p, ctx: ctx,
+                batch_size=batch_size, context=cut)
+    np.testing.assert_allclose(got, page, atol=1e-6)
+
+
 def test_every_patch_seen_once_and_batches_respect_limit(rng):
     page = rng.random((100, 90), dtype=np.float32)
     grid = TileGrid(100, 90, 28, 6)
