@@ -128,3 +128,19 @@ def test_mark_sampling_on_a_page_without_ink_falls_back_to_uniform(rng):
     page = np.ones((100, 100), np.float32)
     X, Y = data.sample_patches(page, page, 50, rng, ink_fraction=0.0, mark_fraction=1.0)
     assert X.shape == (50, 28, 28) and np.array_equal(X, Y)
+
+
+def test_context_windows_come_from_the_noisy_page_around_each_patch(rng):
+    """Each patch's window holds, at its centre, the mean of the noisy page's 4x4
+    block that contains the patch's centre pixel (found by locating the patch on a
+    random page), and the same draws give the same patches as without context."""
+    noisy = rng.random((90, 110), dtype=np.float32)
+    clean = np.ones_like(noisy)
+    X, Y = data.sample_patches(noisy, clean, 30, np.random.default_rng(1), context=True)
+    X0, _ = data.sample_patches(noisy, clean, 30, np.random.default_rng(1))
+    assert X.shape == (30, 28, 28, 2) and Y.shape == (30, 28, 28)
+    np.testing.assert_array_equal(X[..., 0], X0)
+    for patch, window in zip(X[..., 0], X[..., 1]):
+        y, x = np.argwhere(noisy == patch[0, 0])[0]
+        by, bx = (y + 14) // 4 * 4, (x + 14) // 4 * 4
+        assert window[14, 14] == pytest.approx(noisy[by:by + 4, bx:bx + 4].mean(), abs=1e-6)

@@ -118,3 +118,33 @@ def test_fine_tuned_export_records_the_base_runs_settings_too(tiny_run, tmp_path
     meta = metadata_of(tmp_path / "t.onnx")
     assert json.loads(meta["training_config"])["init"] == str(base / "model.keras")
     assert json.loads(meta["init_training_config"]) == json.loads((base / "config.json").read_text())
+
+
+def test_context_run_exports_a_model_the_runtime_feeds_page_context(tmp_path, rng):
+    """Train (real TensorFlow) a tiny model that reads page context, export it, and
+    check the runtime computes what Keras computes for the same patches and windows,
+    and denoises whole pages with it."""
+    from ocr_denoise import context
+    from train.export import export, metadata_of
+    from train.fit import TrainConfig, fit
+    cfg = TrainConfig(synthetic_patches=400, epochs=1, width=8, batch_size=64, seed=5,
+                      arch="shuffle", page_norm=True, context=True, context_width=4)
+    model, hist = fit(cfg, tmp_path / "run", verbose=0)
+    assert [i.name for i in model.inputs] == ["noisy", "context"] and hist["noisy_val_rmse"] > 0
+    assert export(model, tmp_path / "c.onnx", (tmp_path / "run" / "config.json").read_text()) <= 1e-4
+    assert metadata_of(tmp_path / "c.onnx")["context"] == context.NAME
+    den = Denoiser(tmp_path / "c.onnx", device="cpu")
+    x, c = rng.random((2, 5, 28, 28), dtype=np.float32)
+    want = model.predict([x[..., None], c[..., None]], verbose=0)[..., 0]
+    np.testing.assert_allclose(den.denoise_patches(x, c), want, atol=1e-4)
+    page = rng.integers(0, 256, (70, 50), dtype=np.uint8)
+    assert den.denoise(page).shape == page.shape
+
+
+def test_fine_tuning_refuses_a_checkpoint_that_disagrees_about_context(tiny_run, tmp_path):
+    from train.fit import TrainConfig, fit
+    base, _, _ = tiny_run
+    cfg = TrainConfig(synthetic_patches=300, epochs=1, width=8, batch_size=64, seed=8,
+                      arch="shuffle", init=str(base / "model.keras"), context=True)
+    with pytest.raises(ValueError, match="does not read page context"):
+        fit(cfg, tmp_path / "tuned", verbose=0)

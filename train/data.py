@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocr_denoise import context as page_context
 from ocr_denoise.flatten import flatten_page
 
 from . import synth
@@ -23,7 +24,8 @@ _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
 def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.Generator,
                    patch: int = 28, ink_fraction: float = 0.7,
                    damage_fraction: float = 0.0,
-                   mark_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   mark_fraction: float = 0.0,
+                   context: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``n`` aligned (noisy, clean) patch pairs: ``ink_fraction`` of them centred on
     ink of the clean page, ``damage_fraction`` on false ink (paper in the clean page,
     at least 0.25 darker in the noisy one: stain rims, specks, streaks, text showing
@@ -31,7 +33,11 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
     pieces of ink, each equally likely, so a full stop or a quote is practised as
     often as an ``m``, not in proportion to its few pixels), the rest anywhere.
     Pages without such pixels give uniformly placed patches instead. With
-    ``mark_fraction`` 0 the random draws are those of earlier models."""
+    ``mark_fraction`` 0 the random draws are those of earlier models.
+
+    X and Y are (n, P, P) float32; with ``context``, X is (n, P, P, 2): each patch
+    and its page-context window (``ocr_denoise.context``, cut from ``noisy``, which
+    is the page as the model sees it), as the runtime feeds a model that reads one."""
     h, w = clean.shape
     if h < patch or w < patch:
         pad = ((0, max(0, patch - h)), (0, max(0, patch - w)))
@@ -57,9 +63,12 @@ def sample_patches(noisy: np.ndarray, clean: np.ndarray, n: int, rng: np.random.
             start = stop
     idx_y = ys[:, None] + np.arange(patch)[None, :]
     idx_x = xs[:, None] + np.arange(patch)[None, :]
-    X = noisy[idx_y[:, :, None], idx_x[:, None, :]]
+    X = noisy[idx_y[:, :, None], idx_x[:, None, :]].astype(np.float32)
     Y = clean[idx_y[:, :, None], idx_x[:, None, :]]
-    return X.astype(np.float32), Y.astype(np.float32)
+    if context:
+        quarter = page_context.quarter_page(lambda a, b: noisy[a:b], h, w, patch)
+        X = np.stack([X, page_context.windows(quarter, ys, xs, patch)], axis=-1)
+    return X, Y.astype(np.float32)
 
 
 def _mark_pixels(ink: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -86,13 +95,14 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       damage_fraction: float = 0.0,
                       kind_weights: dict[str, float] | None = None,
                       mark_fraction: float = 0.0,
+                      context: bool = False,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
     (chosen as ``synth.make_pair``'s ``kind_weights`` say).
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
     runtime does for a model exported with that setting. ``black_ink``: targets drawn
-    in black (see ``synth.Page.black_ink``). ``damage_fraction``, ``mark_fraction``:
-    see :func:`sample_patches`."""
+    in black (see ``synth.Page.black_ink``). ``damage_fraction``, ``mark_fraction``,
+    ``context``: see :func:`sample_patches`."""
     Xs, Ys, got = [], [], 0
     while got < n:
         noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
@@ -101,7 +111,7 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
             noisy = flatten_page(noisy)
         k = min(per_page, n - got)
         X, Y = sample_patches(noisy, clean, k, rng, patch, ink_fraction, damage_fraction,
-                              mark_fraction)
+                              mark_fraction, context)
         Xs.append(X)
         Ys.append(Y)
         got += k
@@ -142,7 +152,8 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
                    ink_fraction: float = 0.7,
                    page_norm: bool = False,
                    damage_fraction: float = 0.0,
-                   mark_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   mark_fraction: float = 0.0,
+                   context: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs spread evenly over the real pairs found in ``folders``
     (``page_norm`` as for :func:`synthetic_patches`)."""
     pairs = [p for f in folders for p in find_pairs(f)]
@@ -155,7 +166,7 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
         if page_norm:
             noisy = flatten_page(noisy)
         X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction,
-                              mark_fraction)
+                              mark_fraction, context)
         Xs.append(X)
         Ys.append(Y)
     X, Y = np.concatenate(Xs), np.concatenate(Ys)

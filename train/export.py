@@ -26,14 +26,17 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17):
     UpSampling2D swapped for a nearest-neighbour ``Resizing`` to the same size is
     converted (one ONNX ``Resize``), and the graph takes NCHW; with one
     channel, NCHW and NHWC are the same bytes, so the runtime reshapes for free.
-    ``verify`` then proves the graph equals the Keras model.
+    ``verify`` then proves the graph equals the Keras model. A model that reads
+    page context (two Keras inputs) becomes a graph with inputs ``noisy`` and
+    ``context``, both (N, 1, P, P).
     """
     import keras
     import tensorflow as tf
     import tf2onnx
 
-    patch = int(model.input_shape[1])
-    spec = (tf.TensorSpec((None, patch, patch, 1), tf.float32, name="noisy"),)
+    names = _input_names(model)
+    patch = int(model.inputs[0].shape[1])
+    spec = tuple(tf.TensorSpec((None, patch, patch, 1), tf.float32, name=n) for n in names)
 
     def swap_upsampling(layer):
         if isinstance(layer, keras.layers.UpSampling2D):
@@ -46,12 +49,12 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17):
     twin.set_weights(model.get_weights())
 
     @tf.function(input_signature=spec)
-    def serve(x):
-        return {"clean": twin(x, training=False)}
+    def serve(*x):
+        return {"clean": twin(list(x) if len(x) > 1 else x[0], training=False)}
 
     proto, _ = tf2onnx.convert.from_function(
         serve, input_signature=spec, opset=opset,
-        inputs_as_nchw=["noisy"], outputs_as_nchw=["clean"])
+        inputs_as_nchw=list(names), outputs_as_nchw=["clean"])
     for node in proto.graph.node:
         if node.op_type == "Resize":
             # tf2onnx writes TF's deprecated 'tf_half_pixel_for_nn' (onnxruntime warns on
@@ -68,16 +71,25 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17):
     return proto
 
 
+def _input_names(model) -> tuple[str, ...]:
+    """ONNX input names: ``noisy``, and ``context`` for a model that reads it."""
+    from ocr_denoise.model import CONTEXT_INPUT
+
+    return ("noisy", CONTEXT_INPUT)[: len(model.inputs)]
+
+
 def verify(model, proto, n: int = 64, seed: int = 0) -> float:
     """Max |keras - onnxruntime| on random patches; raises ExportMismatch above 1e-4."""
     import onnxruntime as ort
 
-    patch = int(model.input_shape[1])
-    x = np.random.default_rng(seed).random((n, patch, patch, 1), dtype=np.float32)
+    patch = int(model.inputs[0].shape[1])
+    rng = np.random.default_rng(seed)
+    xs = [rng.random((n, patch, patch, 1), dtype=np.float32) for _ in model.inputs]
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    got = sess.run(None, {inp.name: x.reshape([n, *inp.shape[1:]])})[0].reshape(x.shape)
-    want = model.predict(x, verbose=0)
+    feed = {i.name: xs[_input_names(model).index(i.name)].reshape([n, *i.shape[1:]])
+            for i in sess.get_inputs()}
+    got = sess.run(None, feed)[0].reshape(xs[0].shape)
+    want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
     diff = float(np.abs(got - want).max())
     if not diff <= MAX_ABS_DIFF:
         raise ExportMismatch(f"ONNX differs from Keras by {diff:.3g} > {MAX_ABS_DIFF}")
@@ -87,19 +99,22 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
 def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
            config_json: str = "{}", extra: dict[str, str] | None = None) -> float:
     """Convert, verify, and atomically write ``output``. Returns the max abs difference."""
-    from ocr_denoise import flatten
+    from ocr_denoise import context, flatten
     from ocr_denoise._version import __version__
     from ocr_denoise.model import write_checksum
 
     meta = {
         "ocr_denoise_version": __version__,
-        "patch_size": str(int(model.input_shape[1])),
+        "patch_size": str(int(model.inputs[0].shape[1])),
         "layout": "NCHW",
         "value_range": "[0,1] white=1",
         "training_config": config_json,
         # A model trained on flattened pages must be fed flattened pages: the
         # runtime reads this key and applies ocr_denoise.flatten before tiling.
         "preprocess": flatten.NAME if json.loads(config_json).get("page_norm") else "none",
+        # A model with a second input reads the page around each patch (the key is
+        # written only then, so models without it keep their metadata as it was).
+        **({"context": context.NAME} if len(model.inputs) > 1 else {}),
         **(extra or {}),
     }
     proto = to_onnx(model, meta)

@@ -24,6 +24,8 @@ class TrainConfig:
     latent_width: int = 0  # 0: same as width
     output_kernel: int = 3  # shuffle arch: kernel of the last convolution
     refine: int = 0  # shuffle arch: width of a full-resolution refinement head (0: none)
+    context: bool = False  # shuffle arch: also read the page around each patch (ocr_denoise.context)
+    context_width: int = 16  # channels of the context branch's two convolutions
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
     real_patches: int = 0
@@ -52,7 +54,8 @@ def set_seeds(seed: int) -> None:
 
 
 def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed."""
+    """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed;
+    with ``context``, X is (N, P, P, 2): the patch, then its context window."""
     rng = np.random.default_rng(cfg.seed)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     if cfg.synthetic_patches:
@@ -64,12 +67,14 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             damage_fraction=cfg.damage_fraction,
                                             kind_weights=synth.parse_kind_weights(
                                                 cfg.kind_weights),
-                                            mark_fraction=cfg.mark_fraction))
+                                            mark_fraction=cfg.mark_fraction,
+                                            context=cfg.context))
     if cfg.pairs and cfg.real_patches:
         parts.append(data.folder_patches(cfg.pairs, cfg.real_patches, rng, cfg.patch,
                                          cfg.ink_fraction, page_norm=cfg.page_norm,
                                          damage_fraction=cfg.damage_fraction,
-                                         mark_fraction=cfg.mark_fraction))
+                                         mark_fraction=cfg.mark_fraction,
+                                         context=cfg.context))
     if not parts:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
     # Shuffled as concatenate-then-permute would, but each part is scattered straight
@@ -79,13 +84,13 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     perm = rng.permutation(n)
     dest = np.empty(n, np.intp)
     dest[perm] = np.arange(n)  # row j of the concatenation goes to dest[j]
-    X = np.empty((n, cfg.patch, cfg.patch, 1), np.float32)
-    Y = np.empty_like(X)
+    X = np.empty((n, cfg.patch, cfg.patch, 2 if cfg.context else 1), np.float32)
+    Y = np.empty((n, cfg.patch, cfg.patch, 1), np.float32)
     start = 0
     while parts:
         x, y = parts.pop(0)
         rows = dest[start : start + len(x)]
-        X[rows, ..., 0], Y[rows, ..., 0] = x, y
+        X[rows], Y[rows, ..., 0] = x.reshape(len(x), *X.shape[1:]), y
         start += len(x)
         del x, y
     return X, Y
@@ -112,13 +117,18 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         print(f"data: {len(Xt)} train / {len(Xv)} val patches in {time.time() - t0:.1f}s")
     if cfg.init:
         model = keras.models.load_model(cfg.init)
-        if int(model.input_shape[1]) != cfg.patch:
-            raise ValueError(f"{cfg.init}: patch {model.input_shape[1]} != config patch {cfg.patch}")
+        if int(model.inputs[0].shape[1]) != cfg.patch:
+            raise ValueError(f"{cfg.init}: patch {model.inputs[0].shape[1]} != config patch "
+                             f"{cfg.patch}")
+        if len(model.inputs) != (2 if cfg.context else 1):
+            raise ValueError(f"{cfg.init}: {'reads' if len(model.inputs) > 1 else 'does not read'}"
+                             f" page context, but the config says context={cfg.context}")
     else:
         model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                             arch=cfg.arch,
                             decoder_width=cfg.decoder_width, output_kernel=cfg.output_kernel,
-                            refine=cfg.refine)
+                            refine=cfg.refine,
+                            context_width=cfg.context_width if cfg.context else 0)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
@@ -127,11 +137,14 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
                                            save_best_only=True)
     last = keras.callbacks.ModelCheckpoint(str(out / "last.keras"))
-    hist = model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
+    def inputs(x: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        return [x[..., :1], x[..., 1:]] if cfg.context else x
+
+    hist = model.fit(inputs(Xt), Yt, validation_data=(inputs(Xv), Yv), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, shuffle=True, callbacks=[ckpt, last],
                      verbose=verbose)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    noisy_rmse = float(np.sqrt(np.mean((Xv - Yv) ** 2)))
+    noisy_rmse = float(np.sqrt(np.mean((Xv[..., :1] - Yv) ** 2)))
     history["noisy_val_rmse"] = noisy_rmse
     history["seconds"] = time.time() - t0
     (out / "history.json").write_text(json.dumps(history, indent=1))
