@@ -62,10 +62,15 @@ def model_flops_per_patch(path: Path) -> float:
     for n in convs:
         m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    shape = [1 if not isinstance(d, int) else d for d in inp.shape]
-    outs = sess.run([n.output[0] for n in convs], {inp.name: np.ones(shape, np.float32)})
+    outs = sess.run([n.output[0] for n in convs], _feed(sess, 1, np.ones))
     return float(sum(2.0 * o.size * np.prod(inits[n.input[1]][1:]) for n, o in zip(convs, outs)))
+
+
+def _feed(sess, n: int, make) -> dict[str, np.ndarray]:
+    """A batch of ``n`` for every input of ``sess`` (the patch, and the page
+    context of a model that reads it), from ``make(shape, dtype)``."""
+    return {i.name: make([n if not isinstance(d, int) else d for d in i.shape], np.float32)
+            for i in sess.get_inputs()}
 
 
 def op_profile(path: Path, batch_size: int, runs: int = 10) -> list[tuple[str, str, float]]:
@@ -78,12 +83,11 @@ def op_profile(path: Path, batch_size: int, runs: int = 10) -> list[tuple[str, s
     so.profile_file_prefix = str(Path(__file__).resolve().parent / ".ort_profile")
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    shape = [batch_size if not isinstance(d, int) else d for d in inp.shape]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    sess.run(None, {inp.name: x})
+    rng = np.random.default_rng(0)
+    feed = _feed(sess, batch_size, lambda shape, dtype: rng.random(shape, dtype=dtype))
+    sess.run(None, feed)
     for _ in range(runs):
-        sess.run(None, {inp.name: x})
+        sess.run(None, feed)
     trace = Path(sess.end_profiling())
     events = json.loads(trace.read_text())
     trace.unlink()
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         x = np.random.default_rng(1).random((grid.count, den.patch_size, den.patch_size),
                                             dtype=np.float32)
-        t_ort = best_of(lambda: den.denoise_patches(x), args.repeat)
+        ctx = x if den.metadata.get("context", "none") != "none" else None
+        t_ort = best_of(lambda: den.denoise_patches(x, ctx), args.repeat)
         rows = op_profile(den.model_path, args.batch_size)
         total = sum(ms for _, _, ms in rows)
         print(f"onnxruntime alone on the page's {grid.count} patches: {t_ort:.3f} s; the other "
