@@ -141,10 +141,47 @@ def test_context_run_exports_a_model_the_runtime_feeds_page_context(tmp_path, rn
     assert den.denoise(page).shape == page.shape
 
 
-def test_fine_tuning_refuses_a_checkpoint_that_disagrees_about_context(tiny_run, tmp_path):
+def test_grown_context_model_starts_as_the_model_it_grew_from(rng):
+    """Whatever the context says, the grown model computes the old model's output
+    until training teaches it to use the context; then it differs."""
+    from train.model import build_model, grow_context
+    old = build_model(28, 8, arch="shuffle", skips=True)
+    x, c = rng.random((2, 16, 28, 28, 1), dtype=np.float32)
+    new = grow_context(old, context_width=4)
+    np.testing.assert_allclose(new.predict([x, c], verbose=0), old.predict(x, verbose=0),
+                               atol=1e-6)
+    latent = [l for l in new.layers
+              if getattr(l, "kernel", None) is not None and l.kernel.shape[2] == 8 + 4][0]
+    k, b = latent.get_weights()
+    k[:, :, 8:] = 0.5  # what training would do: give the context channels weight
+    latent.set_weights([k, b])
+    assert np.abs(new.predict([x, c], verbose=0) - old.predict(x, verbose=0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("kwargs", [dict(arch="classic", skips=True),
+                                    dict(arch="shuffle", refine=2)])
+def test_only_the_plain_shuffle_model_can_grow_a_context_branch(kwargs):
+    from train.model import build_model, grow_context
+    with pytest.raises(ValueError, match="only the plain shuffle model"):
+        grow_context(build_model(28, 8, **kwargs))
+
+
+def test_fine_tuning_refuses_to_drop_a_checkpoints_context(tmp_path):
     from train.fit import TrainConfig, fit
-    base, _, _ = tiny_run
+    from train.model import build_model
+    build_model(28, 8, arch="shuffle", context_width=4).save(tmp_path / "ctx.keras")
     cfg = TrainConfig(synthetic_patches=300, epochs=1, width=8, batch_size=64, seed=8,
-                      arch="shuffle", init=str(base / "model.keras"), context=True)
-    with pytest.raises(ValueError, match="does not read page context"):
+                      arch="shuffle", init=str(tmp_path / "ctx.keras"))
+    with pytest.raises(ValueError, match="reads page context, but the config says"):
         fit(cfg, tmp_path / "tuned", verbose=0)
+
+
+def test_fine_tuning_a_plain_checkpoint_with_context_grows_the_branch(tmp_path):
+    from train.fit import TrainConfig, fit
+    from train.model import build_model
+    build_model(28, 8, arch="shuffle", skips=True).save(tmp_path / "plain.keras")
+    cfg = TrainConfig(synthetic_patches=300, epochs=1, width=8, batch_size=64, seed=8,
+                      arch="shuffle", page_norm=True, init=str(tmp_path / "plain.keras"),
+                      context=True, context_width=4)
+    model, _ = fit(cfg, tmp_path / "tuned", verbose=0)
+    assert [i.name for i in model.inputs] == ["noisy", "context"]

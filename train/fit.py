@@ -24,7 +24,8 @@ class TrainConfig:
     latent_width: int = 0  # 0: same as width
     output_kernel: int = 3  # shuffle arch: kernel of the last convolution
     refine: int = 0  # shuffle arch: width of a full-resolution refinement head (0: none)
-    context: bool = False  # shuffle arch: also read the page around each patch (ocr_denoise.context)
+    context: bool = False  # shuffle arch: also read the page around each patch (ocr_denoise.context);
+    # with init of a model that does not, it grows the branch (model.grow_context)
     context_width: int = 16  # channels of the context branch's two convolutions
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
@@ -104,7 +105,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     """
     import keras
 
-    from .model import build_model
+    from .model import build_model, grow_context
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,9 +121,11 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         if int(model.inputs[0].shape[1]) != cfg.patch:
             raise ValueError(f"{cfg.init}: patch {model.inputs[0].shape[1]} != config patch "
                              f"{cfg.patch}")
-        if len(model.inputs) != (2 if cfg.context else 1):
-            raise ValueError(f"{cfg.init}: {'reads' if len(model.inputs) > 1 else 'does not read'}"
-                             f" page context, but the config says context={cfg.context}")
+        if cfg.context and len(model.inputs) == 1:
+            model = grow_context(model, cfg.context_width)  # starts as the checkpoint
+        elif not cfg.context and len(model.inputs) > 1:
+            raise ValueError(f"{cfg.init}: reads page context, but the config says "
+                             "context=False")
     else:
         model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                             arch=cfg.arch,

@@ -4,6 +4,8 @@ and a cheaper variant that does its full-resolution work with pixel (un)shuffles
 from __future__ import annotations
 
 ARCHES = ("classic", "shuffle")
+#: Names of the context branch's layers start so (``grow_context`` tells them apart).
+CONTEXT_PREFIX = "context_"
 
 
 def build_model(patch: int = 28, width: int = 32, latent_width: int | None = None,
@@ -55,8 +57,10 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
         if context_width:
             ctx = keras.Input((patch, patch, 1), name="context")
             inputs.append(ctx)
-            c = layers.Conv2D(context_width, 3, strides=2, activation="relu", padding="same")(ctx)
-            c = layers.Conv2D(context_width, 3, strides=2, activation="relu", padding="same")(c)
+            c = layers.Conv2D(context_width, 3, strides=2, activation="relu", padding="same",
+                              name=f"{CONTEXT_PREFIX}conv1")(ctx)
+            c = layers.Conv2D(context_width, 3, strides=2, activation="relu", padding="same",
+                              name=f"{CONTEXT_PREFIX}conv2")(c)
             x = layers.Concatenate()([x, c])
         x = layers.Conv2D(lw, 3, activation="relu", padding="same")(x)
         x = layers.Conv2D(width, 3, activation="relu", padding="same")(x)
@@ -90,3 +94,38 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
         x = layers.Add()([x, e1])
     out = layers.Conv2D(1, 3, activation="sigmoid", padding="same", name="clean")(x)
     return keras.Model(inp, out, name="ocr_denoiser")
+
+
+def grow_context(model, context_width: int = 16):
+    """A context-reading copy of a trained shuffle ``model`` that starts out computing
+    exactly what ``model`` computes, whatever the context: every weight is copied, and
+    the latent convolution's new input channels (the context branch's) start at zero.
+    Only the plain shuffle model (no decoder conv, no refinement head: the shipped
+    design) can grow; anything else raises ``ValueError``.
+
+    Why: the base model's long first stage need not be repeated to try page context;
+    a fine-tune from the grown model learns only what the context adds.
+    """
+    import numpy as np
+    from keras import layers
+
+    if len(model.inputs) != 1:
+        raise ValueError("the model already reads page context")
+    old = [l for l in model.layers if isinstance(l, layers.Conv2D)]
+    shapes = [tuple(l.kernel.shape) for l in old]
+    if (len(old) != 4 or shapes[0][:3] != (4, 4, 1) or old[0].strides != (2, 2)
+            or shapes[3][3] != 4):
+        raise ValueError(f"only the plain shuffle model can grow a context branch; this "
+                         f"one has convolutions {shapes}")
+    new = build_model(int(model.inputs[0].shape[1]), shapes[0][3], shapes[1][3], skips=True,
+                      arch="shuffle", output_kernel=shapes[3][0], context_width=context_width)
+    trunk = [l for l in new.layers
+             if isinstance(l, layers.Conv2D) and not l.name.startswith(CONTEXT_PREFIX)]
+    for dst, src in zip(trunk, old):
+        kernel, bias = src.get_weights()
+        if dst.kernel.shape != kernel.shape:  # the latent conv: context channels appended
+            grown = np.zeros(dst.kernel.shape, kernel.dtype)
+            grown[:, :, : kernel.shape[2]] = kernel
+            kernel = grown
+        dst.set_weights([kernel, bias])
+    return new
