@@ -20,8 +20,9 @@ declare -A ARGS=(
   [shuffle-l64-pn]="--width 32 --latent-width 64 --arch shuffle --page-norm true"
   [shuffle-o1-pn]="--width 32 --arch shuffle --page-norm true --output-kernel 1"
   [shuffle-r8-pn]="--width 32 --arch shuffle --page-norm true --refine 8"
+  [shuffle-ctx-pn]="--width 32 --arch shuffle --page-norm true --context true"
 )
-ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn shuffle shuffle-d32 shuffle-pn shuffle-l64-pn shuffle-o1-pn shuffle-r8-pn"
+ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn shuffle shuffle-d32 shuffle-pn shuffle-l64-pn shuffle-o1-pn shuffle-r8-pn shuffle-ctx-pn"
 for name in ${CONFIGS:-$ORDER}; do
   run=runs/ablation-$name
   # shellcheck disable=SC2086
@@ -33,8 +34,9 @@ import sys, time, numpy as np
 from ocr_denoise import Denoiser
 d = Denoiser(sys.argv[1], device="cpu")
 x = np.random.default_rng(0).random((8192, 28, 28), dtype=np.float32)
-d.denoise_patches(x[:512])
-t = time.perf_counter(); d.denoise_patches(x); dt = time.perf_counter() - t
+c = x if d.metadata.get("context", "none") != "none" else None  # page-context models
+d.denoise_patches(x[:512], None if c is None else c[:512])
+t = time.perf_counter(); d.denoise_patches(x, c); dt = time.perf_counter() - t
 print(f"  {sys.argv[1]}: {8192 / dt:.0f} patches/s")
 PYEOF
 done
