@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -66,7 +67,7 @@ def model_flops_per_patch(path: Path) -> float:
     return float(sum(2.0 * o.size * np.prod(inits[n.input[1]][1:]) for n, o in zip(convs, outs)))
 
 
-def _feed(sess, n: int, make) -> dict[str, np.ndarray]:
+def _feed(sess: Any, n: int, make: Callable[..., np.ndarray]) -> dict[str, np.ndarray]:
     """A batch of ``n`` for every input of ``sess`` (the patch, and the page
     context of a model that reads it), from ``make(shape, dtype)``."""
     return {i.name: make([n if not isinstance(d, int) else d for d in i.shape], np.float32)

@@ -62,6 +62,9 @@ def windows(quarter: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int) -> 
     c0 = (xs + patch // 2) // SCALE + patch - patch // 2
     if len(ys) and (r0.min() < 0 or c0.min() < 0 or r0.max() + patch > quarter.shape[0]
                     or c0.max() + patch > quarter.shape[1]):
-        raise ValueError("patch origins lie further than one patch outside the page")
+        raise ValueError(
+            f"patch origins rows {ys.min()}..{ys.max()}, columns {xs.min()}..{xs.max()} reach "
+            f"past the {quarter.shape[0]}x{quarter.shape[1]} quarter map and its {patch}-block "
+            "padding (origins may lie at most about 2 patches outside the page)")
     ar = np.arange(patch)
     return quarter[(r0[:, None] + ar)[:, :, None], (c0[:, None] + ar)[:, None, :]]

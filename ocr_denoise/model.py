@@ -62,14 +62,14 @@ class ModelSpec:
     ``context`` is what the model reads beside each patch, in a second input named
     ``context`` of the same shape: ``"none"`` or ``"quarter-v1"``
     (``ocr_denoise.context``), from the metadata key of that name.
-    ``input`` is the name of the patch input.
+    ``input_name`` is the name of the patch input.
     """
 
     patch: int
     layout: str
     preprocess: str = "none"
     context: str = "none"
-    input: str = "noisy"
+    input_name: str = "noisy"
 
     def shape(self, n: int) -> tuple[int, int, int, int]:
         """The 4-D tensor shape of a batch of ``n`` patches in this layout."""
@@ -285,7 +285,7 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
         raise bad(f"metadata preprocess={prep!r} is not one this version of ocr-denoise "
                   f"knows ({', '.join(PREPROCESSING)}); the model needs a newer ocr-denoise")
     return ModelSpec(patch=spec.patch, layout=spec.layout, preprocess=prep, context=ctx,
-                     input=inp.name)
+                     input_name=inp.name)
 
 
 __all__ = [

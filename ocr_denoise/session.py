@@ -262,7 +262,7 @@ class Denoiser:
                 )
         metadata = dict(session.get_modelmeta().custom_metadata_map)
         spec = check_interface(path, session.get_inputs(), session.get_outputs(), metadata)
-        input_name = spec.input
+        input_name = spec.input_name
         _probe(session, input_name, spec, path)
         logger.info("onnxruntime session for %s on %s", path, got)
         return _Loaded(session, input_name, spec, got, metadata, os.getpid())
@@ -311,6 +311,8 @@ class Denoiser:
         if not wants and context_windows is not None:
             raise ValueError(f"{self.model_path} reads no page context; "
                              "context_windows must be None")
+        if wants:
+            context_windows = np.asarray(context_windows)
         if wants and context_windows.shape != patches.shape:
             raise ValueError(f"context_windows has shape {context_windows.shape}; expected "
                              f"the patches' {patches.shape}")

@@ -33,6 +33,12 @@ PatchFn = Callable[[np.ndarray], np.ndarray]
 RowSource = Callable[[int, int], np.ndarray]
 #: (y0, y1, rows) -> None; receives finished float32 output rows in order.
 RowSink = Callable[[int, int, np.ndarray], None]
+#: (ys, xs) -> (N, P, P) float32: what a model reads beside each patch, given the page
+#: coordinates (two (N,) int arrays) of the patches' top-left corners, which are
+#: negative or past the page edge where the padded grid reaches beyond it.
+ContextFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: (N, P, P) patches, (N, P, P) context -> (N, P, P) float32 out.
+PatchContextFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def blend_window(patch: int, overlap: int) -> np.ndarray:

@@ -44,14 +44,16 @@ def test_window_is_centred_on_the_block_of_the_patch_centre():
     assert dark.tolist() == [[P // 2, P // 2]]
 
 
-def test_every_patch_of_the_tilers_padded_grid_has_a_window(rng):
-    page = rng.random((61, 47), dtype=np.float32)
-    grid = TileGrid(61, 47, P, overlap=6)
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 700), (700, 3), (61, 47), (257, 256)])
+@pytest.mark.parametrize("overlap", [0, 4, 14])
+def test_every_patch_of_the_tilers_padded_grid_has_a_window(rng, h, w, overlap):
+    page = rng.random((h, w), dtype=np.float32)
+    grid = TileGrid(h, w, P, overlap=overlap)
     ys = np.arange(grid.rows) * grid.stride - grid.overlap
     xs = np.arange(grid.cols) * grid.stride - grid.overlap
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    w = windows(_quarter(page), yy.ravel(), xx.ravel(), P)
-    assert w.shape == (grid.count, P, P) and w.dtype == np.float32
+    win = windows(_quarter(page), yy.ravel(), xx.ravel(), P)
+    assert win.shape == (grid.count, P, P) and win.dtype == np.float32
 
 
 def test_origins_beyond_one_patch_outside_the_page_are_refused(rng):

@@ -269,10 +269,14 @@ def test_model_returning_nan_for_a_black_patch_is_refused_at_load(tmp_path):
 CONTEXT = {"context": "quarter-v1"}
 
 
-def test_context_model_with_its_context_input_is_accepted(tmp_path):
-    path = make_onnx_graph_model(tmp_path / "ctx.onnx", [node("Add", ["x", "context"], ["y"])],
+def test_context_model_is_fed_its_context_input_by_name(tmp_path, rng):
+    # 'context' declared first: the patch input is found by name, not by position
+    path = make_onnx_graph_model(tmp_path / "ctx.onnx",
+                                 [node("Sub", ["x", "context"], ["y"])],
                                  NHWC, NHWC, extra_inputs=("context",), metadata=CONTEXT)
-    assert Denoiser(path, device="cpu").metadata["context"] == "quarter-v1"
+    x, c = rng.random((2, 3, 28, 28), dtype=np.float32)
+    got = Denoiser(path, device="cpu").denoise_patches(x, c)
+    np.testing.assert_allclose(got, x - c, atol=1e-6)
 
 
 @pytest.mark.parametrize("extra,metadata,match", [

@@ -185,3 +185,15 @@ def test_fine_tuning_a_plain_checkpoint_with_context_grows_the_branch(tmp_path):
                       context=True, context_width=4)
     model, _ = fit(cfg, tmp_path / "tuned", verbose=0)
     assert [i.name for i in model.inputs] == ["noisy", "context"]
+
+
+def test_context_settings_that_cannot_work_are_refused_by_flag(tmp_path):
+    from train.fit import TrainConfig, fit
+    from train.model import build_model
+    with pytest.raises(ValueError, match="--context true needs --arch shuffle"):
+        fit(TrainConfig(arch="classic", context=True), tmp_path / "a", verbose=0)
+    build_model(28, 8, arch="shuffle", context_width=4).save(tmp_path / "ctx.keras")
+    cfg = TrainConfig(synthetic_patches=300, epochs=1, width=8, batch_size=64, arch="shuffle",
+                      init=str(tmp_path / "ctx.keras"), context=True, context_width=16)
+    with pytest.raises(ValueError, match="4 wide, but the config says --context-width 16"):
+        fit(cfg, tmp_path / "b", verbose=0)

@@ -105,8 +105,10 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     """
     import keras
 
-    from .model import build_model, grow_context
+    from .model import CONTEXT_PREFIX, build_model, grow_context
 
+    if cfg.context and cfg.arch != "shuffle" and not cfg.init:
+        raise ValueError(f"--context true needs --arch shuffle, not {cfg.arch!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seeds(cfg.seed)
@@ -126,6 +128,11 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         elif not cfg.context and len(model.inputs) > 1:
             raise ValueError(f"{cfg.init}: reads page context, but the config says "
                              "context=False")
+        elif cfg.context:
+            width = model.get_layer(f"{CONTEXT_PREFIX}conv1").filters
+            if width != cfg.context_width:
+                raise ValueError(f"{cfg.init}: its context branch is {width} wide, but the "
+                                 f"config says --context-width {cfg.context_width}")
     else:
         model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                             arch=cfg.arch,
@@ -140,6 +147,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
                                            save_best_only=True)
     last = keras.callbacks.ModelCheckpoint(str(out / "last.keras"))
+
     def inputs(x: np.ndarray) -> np.ndarray | list[np.ndarray]:
         return [x[..., :1], x[..., 1:]] if cfg.context else x
 

@@ -36,8 +36,8 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
     P x P covering 4P x 4P pixels), through two stride-2 Conv(context_width, relu)
     down to P/4 x P/4 and concatenated to the latent. Why: whether the page is
     speckled, blurred or shows text from the back, and whether a dark blob goes
-    on into a stain, are outside the patch; in a small ablation this lowered
-    tesseract's error most on Gaussian noise, specks and bleed-through.
+    on into a stain, are outside the patch (measurements: the model card's
+    "Page context").
     """
     import keras
     from keras import layers
@@ -117,7 +117,7 @@ def grow_context(model, context_width: int = 16):
             or shapes[3][3] != 4):
         raise ValueError(f"only the plain shuffle model can grow a context branch; this "
                          f"one has convolutions {shapes}")
-    new = build_model(int(model.inputs[0].shape[1]), shapes[0][3], shapes[1][3], skips=True,
+    new = build_model(int(model.inputs[0].shape[1]), shapes[0][3], shapes[1][3],
                       arch="shuffle", output_kernel=shapes[3][0], context_width=context_width)
     trunk = [l for l in new.layers
              if isinstance(l, layers.Conv2D) and not l.name.startswith(CONTEXT_PREFIX)]
