@@ -227,7 +227,8 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
                   f"knows ({', '.join(CONTEXTS)}); the model needs a newer ocr-denoise")
     n_in = 1 if ctx == "none" else 2
     if len(inputs) != n_in or len(outputs) != 1:
-        why = "" if ctx == "none" else f" (metadata context={ctx!r}: the patch and {CONTEXT_INPUT!r})"
+        why = ("" if ctx == "none"
+               else f" (metadata context={ctx!r}: the patch and {CONTEXT_INPUT!r})")
         raise bad(f"model has {len(inputs)} inputs and {len(outputs)} outputs; "
                   f"expected exactly {n_in} input{'s' if n_in > 1 else ''}{why} and 1 output")
     if n_in == 2:
@@ -289,8 +290,8 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
 
 
 __all__ = [
-    "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES", "ModelError",
-    "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface", "checksum_path",
-    "default_model_path", "expected_checksum", "is_default_model", "read_model_bytes",
-    "sha256_hex", "write_checksum",
+    "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
+    "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
+    "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
+    "read_model_bytes", "sha256_hex", "write_checksum",
 ]

@@ -131,7 +131,8 @@ def test_context_run_exports_a_model_the_runtime_feeds_page_context(tmp_path, rn
                       arch="shuffle", page_norm=True, context=True, context_width=4)
     model, hist = fit(cfg, tmp_path / "run", verbose=0)
     assert [i.name for i in model.inputs] == ["noisy", "context"] and hist["noisy_val_rmse"] > 0
-    assert export(model, tmp_path / "c.onnx", (tmp_path / "run" / "config.json").read_text()) <= 1e-4
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert export(model, tmp_path / "c.onnx", config) <= 1e-4
     assert metadata_of(tmp_path / "c.onnx")["context"] == context.NAME
     den = Denoiser(tmp_path / "c.onnx", device="cpu")
     x, c = rng.random((2, 5, 28, 28), dtype=np.float32)

@@ -24,8 +24,9 @@ class TrainConfig:
     latent_width: int = 0  # 0: same as width
     output_kernel: int = 3  # shuffle arch: kernel of the last convolution
     refine: int = 0  # shuffle arch: width of a full-resolution refinement head (0: none)
-    context: bool = False  # shuffle arch: also read the page around each patch (ocr_denoise.context);
-    # with init of a model that does not, it grows the branch (model.grow_context)
+    # shuffle arch: also read the page around each patch (ocr_denoise.context); with init
+    # of a model that does not, the branch is grown onto it (model.grow_context)
+    context: bool = False
     context_width: int = 16  # channels of the context branch's two convolutions
     page_norm: bool = False  # flatten the background and stretch contrast first
     synthetic_patches: int = 20000
