@@ -304,18 +304,18 @@ class Denoiser:
         if patches.ndim != 3 or patches.shape[1:] != (p, p):
             raise ValueError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
         wants = loaded.spec.context != "none"
-        if wants and context_windows is None:
-            raise ValueError(f"{self.model_path} reads page context (context="
-                             f"{loaded.spec.context}): pass context_windows, or denoise "
-                             "whole pages with denoise()")
         if not wants and context_windows is not None:
             raise ValueError(f"{self.model_path} reads no page context; "
                              "context_windows must be None")
         if wants:
+            if context_windows is None:
+                raise ValueError(f"{self.model_path} reads page context (context="
+                                 f"{loaded.spec.context}): pass context_windows, or denoise "
+                                 "whole pages with denoise()")
             context_windows = np.asarray(context_windows)
-        if wants and context_windows.shape != patches.shape:
-            raise ValueError(f"context_windows has shape {context_windows.shape}; expected "
-                             f"the patches' {patches.shape}")
+            if context_windows.shape != patches.shape:
+                raise ValueError(f"context_windows has shape {context_windows.shape}; "
+                                 f"expected the patches' {patches.shape}")
         n = patches.shape[0]
         pad_to_fixed = CUDA in loaded.providers
         out = np.empty((n, p, p), dtype=np.float32)

@@ -85,9 +85,9 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
     patch = int(model.inputs[0].shape[1])
     rng = np.random.default_rng(seed)
     xs = [rng.random((n, patch, patch, 1), dtype=np.float32) for _ in model.inputs]
+    named = dict(zip(_input_names(model), xs))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed = {i.name: xs[_input_names(model).index(i.name)].reshape([n, *i.shape[1:]])
-            for i in sess.get_inputs()}
+    feed = {i.name: named[i.name].reshape([n, *i.shape[1:]]) for i in sess.get_inputs()}
     got = sess.run(None, feed)[0].reshape(xs[0].shape)
     want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
     diff = float(np.abs(got - want).max())
