@@ -198,3 +198,18 @@ def test_context_settings_that_cannot_work_are_refused_by_flag(tmp_path):
                       init=str(tmp_path / "ctx.keras"), context=True, context_width=16)
     with pytest.raises(ValueError, match="4 wide, but the config says --context-width 16"):
         fit(cfg, tmp_path / "b", verbose=0)
+
+
+def test_context_data_set_is_float16_and_holds_the_plain_runs_patches():
+    """A context run stores its patches in float16 (stage 1 would not fit in memory
+    otherwise): the same draws as the plain run's, within float16's step on [0, 1]."""
+    from train.fit import TrainConfig, build_dataset
+
+    kw = dict(synthetic_patches=450, real_patches=0, arch="shuffle", page_norm=True)
+    X, Y = build_dataset(TrainConfig(**kw, context=True))
+    X32, Y32 = build_dataset(TrainConfig(**kw))
+    assert X.dtype == Y.dtype == np.float16 and X.shape == (450, 28, 28, 2)
+    assert X32.dtype == np.float32 and X32.shape == (450, 28, 28, 1)
+    assert np.abs(X[..., :1].astype(np.float32) - X32).max() <= 2.0 ** -11
+    assert np.abs(Y.astype(np.float32) - Y32).max() <= 2.0 ** -11
+    assert X[..., 1].std() > 0.01  # the windows are there, not a blank channel
