@@ -34,7 +34,7 @@ import sys, time, numpy as np
 from ocr_denoise import Denoiser
 d = Denoiser(sys.argv[1], device="cpu")
 x = np.random.default_rng(0).random((8192, 28, 28), dtype=np.float32)
-c = x if d.metadata.get("context", "none") != "none" else None  # page-context models
+c = x if d.reads_context else None  # page-context models
 d.denoise_patches(x[:512], None if c is None else c[:512])
 t = time.perf_counter(); d.denoise_patches(x, c); dt = time.perf_counter() - t
 print(f"  {sys.argv[1]}: {8192 / dt:.0f} patches/s")

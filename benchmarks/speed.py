@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         x = np.random.default_rng(1).random((grid.count, den.patch_size, den.patch_size),
                                             dtype=np.float32)
-        ctx = x if den.metadata.get("context", "none") != "none" else None
+        ctx = x if den.reads_context else None
         t_ort = best_of(lambda: den.denoise_patches(x, ctx), args.repeat)
         rows = op_profile(den.model_path, args.batch_size)
         total = sum(ms for _, _, ms in rows)

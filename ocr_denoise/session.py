@@ -278,6 +278,13 @@ class Denoiser:
         return self._ensure_session().providers
 
     @property
+    def reads_context(self) -> bool:
+        """Whether the model reads page context beside each patch (metadata
+        ``context``, e.g. ``quarter-v1``): then :meth:`denoise_patches` needs
+        ``context_windows`` too (:meth:`denoise` cuts them itself)."""
+        return self._ensure_session().spec.context != "none"
+
+    @property
     def metadata(self) -> dict[str, str]:
         """The model's ONNX custom metadata (patch size, training settings, ...)."""
         return dict(self._ensure_session().metadata)

@@ -389,6 +389,7 @@ def test_context_windows_are_required_by_a_context_model_and_refused_by_others(
         tmp_path, identity_model):
     patches = np.ones((3, 28, 28), np.float32)
     ctx = Denoiser(_context_model(tmp_path, "x"), device="cpu")
+    assert ctx.reads_context and not Denoiser(identity_model, device="cpu").reads_context
     with pytest.raises(ValueError, match="reads page context .* pass context_windows"):
         ctx.denoise_patches(patches)
     with pytest.raises(ValueError, match="expected the patches'"):
