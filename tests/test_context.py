@@ -24,6 +24,14 @@ def test_quarter_page_is_the_block_mean_inside_white_padding(rng):
     assert (q[:, :P] == 1).all() and (q[:, -P:] == 1).all()
 
 
+def test_quarter_page_of_an_odd_sized_page_is_the_block_mean_of_it_on_white(rng):
+    page = rng.random((257, 93), dtype=np.float32)  # ragged last block row and column
+    white = np.ones((260, 96), np.float32)
+    white[:257, :93] = page
+    want = white.reshape(65, SCALE, 24, SCALE).mean(axis=(1, 3))
+    np.testing.assert_allclose(_quarter(page)[P:-P, P:-P], want, atol=1e-6)
+
+
 def test_blocks_overhanging_the_page_count_the_missing_pixels_as_white():
     page = np.zeros((5, 9), np.float32)  # ink everywhere; last block row/column overhang
     q = _quarter(page)[P:-P, P:-P]

@@ -213,3 +213,39 @@ def test_context_data_set_is_float16_and_holds_the_plain_runs_patches():
     assert np.abs(X[..., :1].astype(np.float32) - X32).max() <= 2.0 ** -11
     assert np.abs(Y.astype(np.float32) - Y32).max() <= 2.0 ** -11
     assert X[..., 1].std() > 0.01  # the windows are there, not a blank channel
+
+
+def test_context_batches_cover_every_training_row_once_per_epoch_in_a_new_order():
+    """_tensor_batches: validation is rows :n_val in order; each training epoch is
+    rows n_val: exactly once (last batch short), reshuffled; patch and window come
+    apart as float32."""
+    from train.fit import _tensor_batches
+
+    n, n_val = 23, 5
+    X = np.zeros((n, 28, 28, 2), np.float16)
+    X[:, 0, 0, 0] = np.arange(n)  # the row number, in the patch
+    X[:, 0, 0, 1] = -np.arange(n)  # and (negated) in its window
+    Y = X[..., :1] * 2
+    train, val = _tensor_batches(X, Y, n_val, 4, seed=7)
+
+    def rows(ds):
+        out = []
+        for (p, c), y in ds:
+            assert p.dtype == c.dtype == y.dtype == "float32" and p.shape[1:] == (28, 28, 1)
+            np.testing.assert_array_equal(c.numpy()[:, 0, 0, 0], -p.numpy()[:, 0, 0, 0])
+            np.testing.assert_array_equal(y.numpy(), 2 * p.numpy())
+            out.append(p.numpy()[:, 0, 0, 0].astype(int).tolist())
+        return out
+
+    assert sum(rows(val), []) == list(range(n_val))
+    first, second = rows(train), rows(train)
+    assert [len(b) for b in first] == [4, 4, 4, 4, 2]
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(n_val, n))
+    assert sum(first, []) != sum(second, [])
+
+
+def test_synthetic_pages_smaller_than_two_patches_are_refused():
+    from train.fit import TrainConfig, build_dataset
+
+    with pytest.raises(ValueError, match="--page-size 40 is below two patches"):
+        build_dataset(TrainConfig(synthetic_patches=10, page_size=40))

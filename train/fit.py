@@ -58,11 +58,16 @@ def set_seeds(seed: int) -> None:
 
 
 def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed;
-    with ``context``, X is (N, P, P, 2): the patch, then its context window, and both
-    are float16. Why: the second channel makes stage 1's 875k patches 8.2 GB in
-    float32, and Keras copies its inputs into tensors, so float32 would not fit in
-    24 GB; float16 is exact to 2**-11 on [0.5, 1], finer than the 1/255 of a scan."""
+    """(X, Y) float32 arrays of shape (N, P, P, 1), shuffled with the config's seed.
+
+    With ``context``, X is (N, P, P, 2), the patch then its context window, and X
+    and Y are float16. Why: the second channel makes stage 1's 875k patches 8.2 GB
+    in float32, and Keras copies its inputs into tensors, so float32 would not fit
+    in 24 GB; float16 rounds values in [0.5, 1] by at most 2**-12 (finer than the
+    1/255 of a scan), and less below 0.5."""
+    if cfg.synthetic_patches and cfg.page_size < 2 * cfg.patch:
+        raise ValueError(f"--page-size {cfg.page_size} is below two patches "
+                         f"({2 * cfg.patch} px): a synthetic page must hold a line of text")
     rng = np.random.default_rng(cfg.seed)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     if cfg.synthetic_patches:
@@ -88,7 +93,8 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
     # Shuffled as concatenate-then-permute would, but each part is scattered straight
     # into its place and dropped: peak memory twice the data set, not three times
-    # (the shipped stage 1 holds 5.5 GB of patches).
+    # (the shipped stage 1 holds 5.5 GB of patches; a context run's parts are float32,
+    # its data set float16, so its peak is 1.5 times the float32 size).
     n = sum(len(x) for x, _ in parts)
     perm = rng.permutation(n)
     dest = np.empty(n, np.intp)
