@@ -186,9 +186,10 @@ def _tensor_batches(X: np.ndarray, Y: np.ndarray, n_val: int, batch_size: int, s
     of a context run's float16 data set (rows ``n_val:`` and ``:n_val``; training
     reshuffled every epoch from ``seed``).
 
-    Why not hand Keras the arrays: it casts float16 inputs to float32 and splits the
-    two channels into copies, which for stage 1 (875k patches) ran out of 24 GB.
-    Here the data set is one float16 tensor; batches are gathered and cast as needed."""
+    Why not hand Keras the arrays: it copies them into tensors, and the two channels
+    split for its two inputs are further copies; given stage 1's float16 arrays (875k
+    patches, 4.1 GB) it was killed at 24.4 GB as training began. Here the data set is
+    one float16 tensor; batches are gathered, split and cast as needed."""
     import tensorflow as tf
 
     xs, ys = tf.convert_to_tensor(X), tf.convert_to_tensor(Y)
