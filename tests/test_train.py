@@ -249,3 +249,19 @@ def test_synthetic_pages_smaller_than_two_patches_are_refused():
 
     with pytest.raises(ValueError, match="--page-size 40 is below two patches"):
         build_dataset(TrainConfig(synthetic_patches=10, page_size=40))
+
+
+def test_a_wrong_kind_weights_spec_is_refused_on_a_run_without_synthetic_pages(tmp_path):
+    import cv2
+
+    from train.fit import TrainConfig, build_dataset
+
+    for side in ("noisy", "clean"):
+        (tmp_path / side).mkdir()
+        page = np.full((64, 64), 255, np.uint8)
+        page[20:40, 10:50] = 0
+        cv2.imwrite(str(tmp_path / side / "p.png"), page)
+    real = dict(synthetic_patches=0, real_patches=8, pairs=[str(tmp_path)])
+    assert len(build_dataset(TrainConfig(**real))[0]) == 8
+    with pytest.raises(ValueError, match="no_such_kind"):
+        build_dataset(TrainConfig(**real, kind_weights="no_such_kind=2"))

@@ -68,6 +68,9 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     if cfg.synthetic_patches and cfg.page_size < 2 * cfg.patch:
         raise ValueError(f"--page-size {cfg.page_size} is below two patches "
                          f"({2 * cfg.patch} px): a synthetic page must hold a line of text")
+    # Parsed whatever the mix, so a wrong spec fails now even on a run with no
+    # synthetic pages, not silently when it is later reused with them.
+    kind_weights = synth.parse_kind_weights(cfg.kind_weights)
     rng = np.random.default_rng(cfg.seed)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     if cfg.synthetic_patches:
@@ -77,8 +80,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             page_norm=cfg.page_norm,
                                             black_ink=cfg.black_ink,
                                             damage_fraction=cfg.damage_fraction,
-                                            kind_weights=synth.parse_kind_weights(
-                                                cfg.kind_weights),
+                                            kind_weights=kind_weights,
                                             mark_fraction=cfg.mark_fraction,
                                             context=cfg.context,
                                             page_size=cfg.page_size,
