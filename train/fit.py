@@ -114,6 +114,16 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
+def model_from_config(cfg: TrainConfig):
+    """A freshly initialised Keras model of the architecture ``cfg`` names."""
+    from .model import build_model
+
+    return build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
+                       arch=cfg.arch, decoder_width=cfg.decoder_width,
+                       output_kernel=cfg.output_kernel, refine=cfg.refine,
+                       context_width=cfg.context_width if cfg.context else 0)
+
+
 def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     """Train and save ``model.keras`` (best by validation loss) into ``out_dir``.
 
@@ -122,7 +132,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     """
     import keras
 
-    from .model import CONTEXT_PREFIX, build_model, grow_context
+    from .model import CONTEXT_PREFIX, grow_context
 
     if cfg.context and cfg.arch != "shuffle" and not cfg.init:
         raise ValueError(f"--context true needs --arch shuffle, not {cfg.arch!r}")
@@ -151,11 +161,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
                 raise ValueError(f"{cfg.init}: its context branch is {width} wide, but the "
                                  f"config says --context-width {cfg.context_width}")
     else:
-        model = build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
-                            arch=cfg.arch,
-                            decoder_width=cfg.decoder_width, output_kernel=cfg.output_kernel,
-                            refine=cfg.refine,
-                            context_width=cfg.context_width if cfg.context else 0)
+        model = model_from_config(cfg)
     steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
