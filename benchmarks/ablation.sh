@@ -5,7 +5,8 @@
 #   bash benchmarks/ablation.sh [patches] [epochs]
 #   CONFIGS='shuffle-pn' bash benchmarks/ablation.sh     # a subset, by name
 #   EXTRA='--black-ink true' PREFIX=cap bash benchmarks/ablation.sh 200000 4
-#     (EXTRA: fit flags added to every config; PREFIX: runs/PREFIX-NAME, default ablation)
+#     (EXTRA: fit flags added after every config's own, so a flag in both takes EXTRA's
+#     value; PREFIX: runs/PREFIX-NAME, default ablation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-40000}; E=${2:-3}
@@ -25,12 +26,15 @@ declare -A ARGS=(
   [shuffle-r8-pn]="--width 32 --arch shuffle --page-norm true --refine 8"
   [shuffle-ctx-pn]="--width 32 --arch shuffle --page-norm true --context true"
 )
-ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn shuffle shuffle-d32 shuffle-pn shuffle-w64-pn shuffle-l64-pn shuffle-o1-pn shuffle-r8-pn shuffle-ctx-pn"
+ORDER="classic classic-w16 classic-skips classic-w16-skips classic-skips-pn
+       shuffle shuffle-d32 shuffle-pn shuffle-w64-pn shuffle-l64-pn
+       shuffle-o1-pn shuffle-r8-pn shuffle-ctx-pn"
 for name in ${CONFIGS:-$ORDER}; do
   run=runs/${PREFIX:-ablation}-$name
   # shellcheck disable=SC2086
   $PY -m train fit --out "$run" --quiet --synthetic-patches "$N" --real-patches $((N / 4)) \
-      --pairs ../shared/data/noisyoffice/train --epochs "$E" ${ARGS[$name]} ${EXTRA:-} | sed "s|^|$name |"
+      --pairs ../shared/data/noisyoffice/train --epochs "$E" ${ARGS[$name]} ${EXTRA:-} \
+      | sed "s|^|$name |"
   $PY -m train export "$run" --output "$run/model.onnx" >/dev/null
   $PY - "$run/model.onnx" <<'PYEOF'
 import sys, time, numpy as np

@@ -12,8 +12,11 @@ from . import recipe
 from .fit import TrainConfig
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add a ``--flag`` for each ``TrainConfig`` field (or each one named in ``only``)."""
     for f in fields(TrainConfig):
+        if only is not None and f.name not in only:
+            continue
         name = "--" + f.name.replace("_", "-")
         if f.name == "pairs":
             p.add_argument(name, nargs="*", default=[],
@@ -27,8 +30,10 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig that ``fit``'s parsed command-line arguments describe."""
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    """The TrainConfig that ``fit``'s parsed command-line arguments describe (fields
+    without a flag in ``args`` keep their defaults)."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                          if hasattr(args, f.name)})
 
 
 def fit_parser() -> argparse.ArgumentParser:
@@ -36,7 +41,7 @@ def fit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train fit")
     p.add_argument("--out", required=True, help="run folder for checkpoints and logs")
     p.add_argument("--quiet", action="store_true")
-    _add_config_args(p)
+    add_config_args(p)
     return p
 
 

@@ -115,13 +115,24 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model_from_config(cfg: TrainConfig):
-    """A freshly initialised Keras model of the architecture ``cfg`` names."""
+    """A freshly initialised Keras model of the architecture ``cfg`` names
+    (``cfg.init`` is not looked at: ``fit`` loads checkpoints itself)."""
     from .model import build_model
 
     return build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                        arch=cfg.arch, decoder_width=cfg.decoder_width,
                        output_kernel=cfg.output_kernel, refine=cfg.refine,
                        context_width=cfg.context_width if cfg.context else 0)
+
+
+def compile_for_training(model, cfg: TrainConfig, steps: int) -> None:
+    """Compile ``model`` as ``fit`` trains it: Adam with the learning rate decaying
+    along a cosine to 5% over ``steps`` batches, ``cfg.loss``, and an RMSE metric."""
+    import keras
+
+    lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
+                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
 
 
 def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
@@ -162,10 +173,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
                                  f"config says --context-width {cfg.context_width}")
     else:
         model = model_from_config(cfg)
-    steps = max(1, len(Xt) // cfg.batch_size) * cfg.epochs
-    lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
-                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+    compile_for_training(model, cfg, max(1, len(Xt) // cfg.batch_size) * cfg.epochs)
     (out / "config.json").write_text(cfg.to_json())
     ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
                                            save_best_only=True)
