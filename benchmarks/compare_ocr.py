@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (("mean", "MEAN"), ("median", "mean of medians"),
                        ("no_worst", "mean without each kind's worst page")):
         print(f"| {label} | " + " | ".join(f"{sums[f][key]:.2f}" for f in args.files) + " |")
+    a = np.concatenate([ref[k] for k in ref])
     for f in args.files[1:]:
-        a = np.concatenate([ref[k] for k in ref])
         b = np.concatenate([runs[f][k] for k in ref])
         print(f"{f} against {ref_name}: better on {int(np.sum(b < a))} pages, worse on "
               f"{int(np.sum(b > a))}, equal on {int(np.sum(b == a))}")

@@ -75,6 +75,15 @@ def val_page(kind_idx: int, page_idx: int,
 METHODS = ["clean", "damaged", "denoised", *CLEANERS, "tess-sauvola"]
 
 
+def check_methods(methods: list[str]) -> None:
+    """Raise ``ValueError`` naming what is wrong unless ``methods`` is a non-empty
+    list of ``METHODS`` names."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown or no method(s) {', '.join(unknown) or '(none)'}; "
+                         f"known: {', '.join(METHODS)}")
+
+
 def ocr_table(den: Denoiser, pages: int, workers: int,
               kinds: list[str] | None = None, seed: int = VAL_SEED,
               methods: list[str] | None = None) -> dict:
@@ -89,10 +98,7 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
     classical cleaners (non-local means among them); ``["denoised"]`` costs one, so
     a model comparison can afford more pages."""
     if methods is not None:
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown or not methods:
-            raise ValueError(f"methods must be a non-empty list of {METHODS}, "
-                             f"got {methods!r}")
+        check_methods(methods)
     methods = list(METHODS) if methods is None else [m for m in METHODS if m in methods]
     results: dict[str, dict[str, list[float]]] = {}
     clean_roundtrip: list[float] = []
@@ -229,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--kinds: unknown damage kind(s) {', '.join(unknown)}; "
                  f"known: {', '.join(synth.DAMAGES)}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or None
-    bad = [m for m in methods or [] if m not in METHODS]
-    if bad:
-        ap.error(f"--methods: unknown method(s) {', '.join(bad)}; known: {', '.join(METHODS)}")
+    try:
+        check_methods(methods or METHODS)
+    except ValueError as e:
+        ap.error(f"--methods: {e}")
     parts = args.only or ["ocr", "noisyoffice", "dibco"]
     den = Denoiser(args.model, device="cpu", **({} if args.overlap is None else
                                                 {"overlap": args.overlap}))

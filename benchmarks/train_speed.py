@@ -9,9 +9,10 @@ as ``fit`` does (``fit.compile_for_training``: Adam, ``--loss``, the RMSE metric
 times one epoch of ``--timed-patches`` random patches after 32 warm-up batches.
 Data building, the per-epoch validation pass and checkpoints are not counted; v8's
 stage 1 (16 epochs of 787,500 patches, 2,135 s with data building) ran at 5,900
-patches/s or more, against the 7,900 this prints for its architecture. Why: training within 60 minutes is a budget of patch passes, and
-what a wider model costs per pass on the CPU at hand decides how many it can have;
-comparing models at equal passes (``ablation.sh``) hides that.
+patches/s or more, against the 7,900 this prints for its architecture. Why: training
+within 60 minutes is a budget of patch passes, and what a wider model costs per pass
+on the CPU at hand decides how many it can have; comparing models at equal passes
+(``ablation.sh``) hides that.
 ``--policy mixed_bfloat16`` measures Keras' bfloat16 compute (which oneDNN can run
 on AMX where the CPU has it); ``fit`` has no such option. Run it on an idle machine.
 """
