@@ -5,7 +5,7 @@ Each takes an H x W uint8 gray page (white = 255) and returns an H x W uint8 pag
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ocr_denoise import denoise_page  # noqa: E402
-from ocr_denoise.io import read_image, write_image  # noqa: E402
+from ocr_denoise.images import read_image, write_image  # noqa: E402
 
 WORDS = ("the of and to in is that for it as with was on be by this are from or "
          "page scan denoise paper ink letter report invoice total amount date").split()

@@ -6,8 +6,9 @@ A ``Denoiser`` whose model or settings are refused is not cached: the next call
 tries again and fails the same clear way.
 
 It takes numpy arrays, Pillow images (``pil.py`` says what each mode means) and
-image file paths (read by ``io.py``, with its pixel limit), and brings pages
-scanned above 600 DPI down to the model's scale (``rescale.py``).
+image file paths (read by ``images.py``, with its pixel limit), and brings pages
+scanned above 600 DPI down to the model's scale (``rescale.py``), all through
+the one page pipeline (``pipeline.py``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
-from . import pil
-from .io import DEFAULT_MAX_PIXELS, open_image
+from . import pil, pipeline
+from .errors import PageError, SettingsError, SettingsTypeError
+from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
-from .rescale import denoise_at_scale
-from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 from .session import Denoiser, Device, device_key
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -67,8 +68,8 @@ def get_denoiser(
     ``TypeError``/``ValueError`` for bad settings).
     """
     if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a path (str or os.PathLike) or None, "
-                        f"got {type(model).__name__}")
+        raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
+                                f"got {type(model).__name__}")
     path = Path(model).resolve() if model is not None else default_model_path()
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).
@@ -85,15 +86,16 @@ def get_denoiser(
 
 @overload
 def denoise_page(img: Image.Image, *, dpi: DpiLike | None = ..., rescale: bool = ...,
-                 max_pixels: int | None = ..., model: str | os.PathLike[str] | None = ...,
-                 device: Device = ..., batch_size: int = ..., overlap: int = ...,
+                 max_pixels: int | None = ..., denoiser: Denoiser | None = ...,
+                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
+                 batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...) -> Image.Image: ...
 @overload
 def denoise_page(img: np.ndarray | str | os.PathLike[str], *, dpi: DpiLike | None = ...,
                  rescale: bool = ..., max_pixels: int | None = ...,
-                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
-                 batch_size: int = ..., overlap: int = ..., threads: int | None = ...,
-                 ) -> np.ndarray: ...
+                 denoiser: Denoiser | None = ..., model: str | os.PathLike[str] | None = ...,
+                 device: Device = ..., batch_size: int = ..., overlap: int = ...,
+                 threads: int | None = ...) -> np.ndarray: ...
 
 
 def denoise_page(
@@ -102,6 +104,7 @@ def denoise_page(
     dpi: DpiLike | None = None,
     rescale: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    denoiser: Denoiser | None = None,
     model: str | os.PathLike[str] | None = None,
     device: Device = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -121,9 +124,9 @@ def denoise_page(
       ``L`` image of the same size with the input's ``info['dpi']``, so
       pytesseract and OCRmyPDF still see the resolution.
     * the path (str or ``os.PathLike``) of a PNG, JPEG, TIFF, BMP or WebP
-      file, read as ``ocr_denoise.io.read_image`` reads it: pages whose header
-      declares more than ``max_pixels`` pixels are refused before decoding
-      (``ImageTooLargeError``), and a file that cannot be read raises
+      file, read as ``ocr_denoise.images.read_image`` reads it: pages whose
+      header declares more than ``max_pixels`` pixels are refused before
+      decoding (``ImageTooLargeError``), and a file that cannot be read raises
       ``ImageReadError`` (a ``ValueError``) naming it. A multi-page file is
       refused (use ``denoise_folder``). Returns an H x W uint8 array.
 
@@ -133,28 +136,48 @@ def denoise_page(
     denoised at 300 DPI and resampled back; pages are never enlarged. See
     ``ocr_denoise.rescale`` for the rule and the measurements behind it.
 
-    ``model``, ``device``, ``batch_size``, ``overlap``, ``threads``: as for
-    ``Denoiser``; one is built per distinct set and kept (``get_denoiser``).
+    ``denoiser``: a ``Denoiser`` the caller keeps (its model and settings are
+    used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap`` and
+    ``threads`` are as for ``Denoiser``, and one is built per distinct set and
+    kept (``get_denoiser``); giving both is a ``SettingsError``.
 
     Returns white paper = 255, ready for tesseract. The input is never
-    modified. Unsupported input raises ``TypeError`` (not an array, image or
-    path; wrong dtype) or ``ValueError`` (wrong shape, NaN/inf, floats outside
-    [0, 1]) naming what was expected and what was given.
+    modified. Every page takes the same path (``ocr_denoise.pipeline``), so an
+    array, a file and an image of the same pixels and DPI give the same bytes.
+    Unsupported input raises ``PageTypeError`` (a ``TypeError``: not an array,
+    image or path; wrong dtype) or ``PageError`` (a ``ValueError``: wrong shape,
+    NaN/inf, floats outside [0, 1]) naming what was expected and what was given.
     """
-    d = get_denoiser(model, device=device, batch_size=batch_size, overlap=overlap,
-                     threads=threads)
+    d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads)
     if pil.is_pil_image(img):
         own = pil.image_dpi(img)  # type: ignore[arg-type]
         page = pil.to_array(img)  # type: ignore[arg-type]
-        out = denoise_at_scale(d.denoise, page, _dpi(dpi, own, rescale))
-        return pil.to_image(out, own)
+        return pil.to_image(pipeline.denoise(d, page, _dpi(dpi, own, rescale)), own)
     if isinstance(img, (str, os.PathLike)):
         src = open_image(img, max_pixels=max_pixels)
         if src.pages > 1:
-            raise ValueError(f"{src.path}: has {src.pages} pages; denoise_page takes one "
-                             "(use denoise_folder, which writes multi-page TIFFs)")
-        return denoise_at_scale(d.denoise, src.read(0), _dpi(dpi, src.dpi[0], rescale))
-    return denoise_at_scale(d.denoise, img, _dpi(dpi, None, rescale))  # type: ignore[arg-type]
+            raise PageError(f"{src.path}: has {src.pages} pages; denoise_page takes one "
+                            "(use denoise_folder, which writes multi-page TIFFs)")
+        return pipeline.denoise(d, src.read(0), _dpi(dpi, src.dpi[0], rescale))
+    return pipeline.denoise(d, img, _dpi(dpi, None, rescale))  # type: ignore[arg-type]
+
+
+def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,
+                  device: Device, batch_size: int, overlap: int,
+                  threads: int | None) -> Denoiser:
+    """The caller's ``denoiser``, or the cached one for these settings."""
+    if denoiser is None:
+        return get_denoiser(model, device=device, batch_size=batch_size, overlap=overlap,
+                            threads=threads)
+    if not isinstance(denoiser, Denoiser):
+        raise SettingsTypeError(f"denoiser must be a Denoiser, got {type(denoiser).__name__}")
+    given = (model is not None, not (isinstance(device, str) and device == "auto"),
+             batch_size != DEFAULT_BATCH_SIZE, overlap != DEFAULT_OVERLAP, threads is not None)
+    if any(given):
+        raise SettingsError("pass either denoiser= or the settings to build one (model, "
+                            "device, batch_size, overlap, threads), not both: the "
+                            "Denoiser's own settings would silently win")
+    return denoiser
 
 
 def _dpi(given: object, recorded: object, rescale: bool) -> object:

@@ -14,11 +14,12 @@ import logging
 import re
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 from ._version import __version__
-from .io import DEFAULT_MAX_PIXELS, WRITE_EXTENSIONS
+from .images import DEFAULT_MAX_PIXELS, WRITE_EXTENSIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -40,7 +41,8 @@ def _pixel_count(s: str) -> int:
     """'200000000', '200M', '1.5G' -> pixels."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", s)
     if not m:
-        raise argparse.ArgumentTypeError(f"expected a pixel count like 300000000 or 300M, got {s!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a pixel count like 300000000 or 300M, got {s!r}")
     n = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
     if n < 1:
         raise argparse.ArgumentTypeError("the pixel limit must be at least 1")
@@ -105,8 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar; print only failures")
     g.add_argument("-v", "--verbose", action="store_true", help="log every file")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the package's and the shipped model's versions and exit")
     return p
+
+
+class _Version(argparse.Action):
+    """``--version``: the package's version and the shipped model's own
+    (``model_version`` in its ONNX metadata), which change independently."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from .model import default_model_path, read_model_version
+
+        try:
+            model = read_model_version(default_model_path()) or "unversioned"
+        except Exception as e:  # a broken install must still say what it is
+            model = f"unreadable ({e})"
+        print(f"{parser.prog} {__version__} (model {model})")  # stdout, as argparse's own
+        parser.exit()
 
 
 def _single_file(args: argparse.Namespace) -> bool:
@@ -121,7 +140,7 @@ def _single_file(args: argparse.Namespace) -> bool:
             and out.suffix.lower() in WRITE_EXTENSIONS)
 
 
-def _interrupt(signum, frame):  # SIGTERM -> the same orderly stop as Ctrl-C
+def _interrupt(signum: int, frame: object) -> None:  # SIGTERM: the same stop as Ctrl-C
     raise KeyboardInterrupt
 
 
@@ -130,22 +149,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="ocr-denoise: %(message)s")
-    from .batch import default_jobs, denoise_files, denoise_folder
-
     import cv2  # this process is ours: decoder complaints become failure reasons instead
+
+    from .batch import denoise_files, denoise_folder
+    from .executors import default_jobs
+    from .work import RunOptions
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-    jobs = default_jobs() if args.jobs == "auto" else args.jobs
-    options = dict(overwrite=args.overwrite, jobs=jobs, device=args.device,
-                   model=args.model, ocr=args.ocr, ocr_lang=args.lang,
-                   max_pixels=args.max_pixels)
-    if args.scheduler is not None:  # the same runs, on a Dask cluster
-        from . import dask as on_cluster
-
-        del options["jobs"]
-        options["scheduler"] = args.scheduler
-        denoise_files, denoise_folder = on_cluster.denoise_files, on_cluster.denoise_folder
+    options = RunOptions(model=args.model, device=args.device, overwrite=args.overwrite,
+                         ocr=args.ocr, ocr_lang=args.lang, max_pixels=args.max_pixels)
+    jobs = default_jobs() if args.jobs == "auto" else args.jobs  # unused with --scheduler
     single = _single_file(args)
     if single and (args.recursive or args.suffix or args.format != "png"):
         parser.error("--recursive, --suffix and --format apply to folder runs; for one file "
@@ -161,12 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with redirect:
             if single:
-                report = denoise_files([(args.inputs[0], args.output)], progress=progress,
-                                       **options)
+                report = denoise_files([(args.inputs[0], args.output)], options=options,
+                                       jobs=jobs, scheduler=args.scheduler, progress=progress)
             else:
                 report = denoise_folder(args.inputs, args.output, recursive=args.recursive,
                                         suffix=args.suffix, format=args.format,
-                                        progress=progress, **options)
+                                        options=options, jobs=jobs,
+                                        scheduler=args.scheduler, progress=progress)
     except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
         print("ocr-denoise: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

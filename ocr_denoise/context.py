@@ -14,11 +14,13 @@ numpy and OpenCV's block mean; knows nothing about ONNX or files.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .errors import PageError
 
 NAME = "quarter-v1"
 SCALE = 4
@@ -65,7 +67,7 @@ def windows(quarter: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int) -> 
     c0 = (xs + patch // 2) // SCALE + patch - patch // 2
     if len(ys) and (r0.min() < 0 or c0.min() < 0 or r0.max() + patch > quarter.shape[0]
                     or c0.max() + patch > quarter.shape[1]):
-        raise ValueError(
+        raise PageError(
             f"patch origins rows {ys.min()}..{ys.max()}, columns {xs.min()}..{xs.max()} reach "
             f"past the {quarter.shape[0]}x{quarter.shape[1]} quarter map and its {patch}-block "
             "padding (origins may lie at most about 2 patches outside the page)")

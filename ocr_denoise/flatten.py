@@ -28,8 +28,8 @@ conversion. Inputs and outputs: float32 rows in [0, 1], white = 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -20,13 +20,15 @@ import logging
 import os
 import re
 import stat
-import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from .atomic import atomic_write
 from .context import NAME as _QUARTER
+from .errors import ModelError, ModelNotFoundError
 from .flatten import NAME as _FLATTEN
 
 logger = logging.getLogger(__name__)
@@ -38,17 +40,6 @@ CHECKSUM_SUFFIX = ".sha256"
 MAX_MODEL_BYTES = 2**31 - 1
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _LAYOUTS = ("NHWC", "NCHW")
-
-
-class ModelError(ValueError):
-    """A model file is missing, unreadable, damaged or does not fit the denoiser.
-
-    The message always names the file and what is wrong with it.
-    """
-
-
-class ModelNotFoundError(ModelError, FileNotFoundError):
-    """The model path does not exist (also a ``FileNotFoundError``)."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +104,8 @@ def write_checksum(model_path: str | os.PathLike[str]) -> Path:
     real = Path(model_path).resolve()
     digest = sha256_hex(real.read_bytes())
     target = checksum_path(real)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".checksum.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{digest}  {real.name}\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; this is package data everyone reads
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # 0644: package data everyone reads, whatever the umask of whoever exported it
+    atomic_write(target, f"{digest}  {real.name}\n".encode("ascii"), mode=0o644)
     return target
 
 
@@ -205,6 +189,22 @@ CONTEXTS = ("none", _QUARTER)
 CONTEXT_INPUT = "context"
 
 
+def read_model_version(path: str | os.PathLike[str]) -> str | None:
+    """The ``model_version`` a model file records in its ONNX metadata (e.g.
+    ``"v8"``), or None if it records none. Reads the file as
+    ``read_model_bytes`` does (``ModelError`` if it is missing or damaged) and
+    parses it with onnxruntime on the CPU; builds no ``Denoiser``.
+    """
+    import onnxruntime as ort
+
+    data = read_model_bytes(path)
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"{path}: onnxruntime cannot load it as an ONNX model: {e}") from e
+    return session.get_modelmeta().custom_metadata_map.get("model_version")
+
+
 def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
                     outputs: Sequence[Any], metadata: Mapping[str, str]) -> ModelSpec:
     """Check a model's declared inputs, outputs and metadata fit the denoiser.
@@ -254,9 +254,9 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
         raise bad(f"input {inp.name!r} has a fixed batch size {shape[0]}; expected a "
                   "dynamic batch dimension")
     if shape[3] == 1 and shape[1] != 1:
-        layout, (h, w), c = "NHWC", shape[1:3], shape[3]
+        layout, (h, w) = "NHWC", shape[1:3]
     elif shape[1] == 1:
-        layout, (h, w), c = "NCHW", shape[2:4], shape[1]
+        layout, (h, w) = "NCHW", shape[2:4]
     else:
         raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; expected one gray "
                   "channel, (N, P, P, 1) or (N, 1, P, P)")
@@ -293,5 +293,5 @@ __all__ = [
     "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
     "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
     "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
-    "read_model_bytes", "sha256_hex", "write_checksum",
+    "read_model_bytes", "read_model_version", "sha256_hex", "write_checksum",
 ]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import PageError, PageTypeError
+
 #: OpenCV's BGR -> gray weights (ITU-R BT.601), so results match cv2.cvtColor.
 _W_B, _W_G, _W_R = np.float32(0.114), np.float32(0.587), np.float32(0.299)
 
@@ -57,9 +59,9 @@ def check_page(img: object) -> PageSpec:
     are scanned in blocks of rows, so checking needs no page-sized temporary.
     """
     if img is None:
-        raise TypeError(f"expected a page as a numpy array ({_SHAPES}), got None")
+        raise PageTypeError(f"expected a page as a numpy array ({_SHAPES}), got None")
     if not isinstance(img, np.ndarray):
-        raise TypeError(
+        raise PageTypeError(
             f"expected a page as a numpy array ({_SHAPES}), got {type(img).__name__}; "
             "convert it with numpy.asarray first"
         )
@@ -77,23 +79,23 @@ def check_page(img: object) -> PageSpec:
             hint = " (for a mask, pass mask.astype(numpy.uint8) * 255)"
         elif dt.kind in "iu":
             hint = " (convert 0..255 data with .astype(numpy.uint8))"
-        raise TypeError(f"unsupported page dtype {dt}{hint}; expected {_SUPPORTED}")
+        raise PageTypeError(f"unsupported page dtype {dt}{hint}; expected {_SUPPORTED}")
     if img.ndim == 2:
         channels = 1
     elif img.ndim == 3 and img.shape[2] in (1, 3, 4):
         channels = img.shape[2]
     elif img.ndim == 3:
-        raise ValueError(
+        raise PageError(
             f"unsupported number of channels {img.shape[2]} in page of shape "
             f"{img.shape}; expected 1 (gray), 3 (BGR) or 4 (BGRA)"
         )
     else:
-        raise ValueError(
+        raise PageError(
             f"unsupported page shape {img.shape} ({img.ndim}-D); expected {_SHAPES}"
         )
     h, w = img.shape[:2]
     if h < 1 or w < 1:
-        raise ValueError(f"empty page of shape {img.shape}; expected at least 1 x 1 pixels")
+        raise PageError(f"empty page of shape {img.shape}; expected at least 1 x 1 pixels")
     if is_float:
         _check_float_values(img)
     return PageSpec(h, w, channels, scale, is_float)
@@ -117,12 +119,12 @@ def _check_float_values(img: np.ndarray) -> None:
             continue
         lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
     if n_nan or n_inf:
-        raise ValueError(
+        raise PageError(
             f"float page contains {n_nan} NaN and {n_inf} infinite values; expected "
             "finite values in [0, 1]"
         )
     if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
-        raise ValueError(
+        raise PageError(
             f"float page has values in [{lo:g}, {hi:g}]; expected values in [0, 1] "
             "(divide 0..255 data by 255, or pass uint8)"
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import MissingDependencyError
+
 
 def normalize_text(text: str) -> str:
     """Collapse all runs of whitespace to one space: OCR line breaks are layout, not text."""
@@ -46,7 +48,8 @@ def tesseract_text(img: np.ndarray, *, lang: str = "eng", config: str = "") -> s
     try:
         import pytesseract
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("OCR needs the 'ocr' extra: pip install 'ocr-denoise[ocr]'") from e
+        raise MissingDependencyError(
+            "OCR needs the 'ocr' extra: pip install 'ocr-denoise[ocr]'") from e
     if img.ndim == 3:
         img = img[..., ::-1]  # BGR -> RGB for PIL
     return pytesseract.image_to_string(np.ascontiguousarray(img), lang=lang, config=config)

@@ -49,9 +49,10 @@ import os
 import threading
 import types
 from argparse import ArgumentParser
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 from ocrmypdf import hookimpl
 
@@ -78,7 +79,7 @@ class Settings:
     jobs: int | None = None
 
     @classmethod
-    def of(cls, options: Any) -> "Settings":
+    def of(cls, options: Any) -> Settings:
         """Read from an OCRmyPDF options object (argparse ``Namespace`` up to 16,
         ``OcrOptions`` from 17), with defaults for anything missing."""
         model = getattr(options, "denoise_model", None)
@@ -93,7 +94,7 @@ class Settings:
 
     def threads(self) -> int:
         """onnxruntime threads per worker: the worker's share of the cores."""
-        from .batch import available_cores
+        from .executors import available_cores
 
         cores = available_cores()
         return max(1, cores // max(1, min(self.jobs or cores, cores)))
@@ -234,7 +235,7 @@ def filter_page_image(page: Any, image_filename: Path) -> Generator[None, Any, N
     import numpy as np
     from PIL import Image
 
-    from .io import write_image
+    from .images import write_image
     from .rescale import as_dpi
 
     dst = src.with_name(f"{src.stem}.{_MARK}{src.suffix}")

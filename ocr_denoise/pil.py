@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import PageError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -82,7 +84,7 @@ def to_array(im: Image.Image) -> np.ndarray:
         a = np.asarray(im)
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 65535:
-            raise ValueError(
+            raise PageError(
                 f"mode I image has values in [{lo}, {hi}]; expected 16-bit grey in "
                 "[0, 65535] (for 0..255 data, pass im.convert('L'))"
             )
@@ -91,16 +93,16 @@ def to_array(im: Image.Image) -> np.ndarray:
         a = np.asarray(im, dtype=np.float32)
         finite = np.isfinite(a)
         if not finite.all():
-            raise ValueError(f"mode F image contains {int(a.size - finite.sum())} NaN or "
+            raise PageError(f"mode F image contains {int(a.size - finite.sum())} NaN or "
                              "infinite values; expected finite grey values in [0, 255]")
-        lo, hi = float(a.min()), float(a.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(
-                f"mode F image has values in [{lo:g}, {hi:g}]; expected Pillow's 0..255 "
+        flo, fhi = float(a.min()), float(a.max())
+        if flo < 0 or fhi > 255:
+            raise PageError(
+                f"mode F image has values in [{flo:g}, {fhi:g}]; expected Pillow's 0..255 "
                 "grey scale (for floats in [0, 1], pass the numpy array instead)"
             )
         return a / np.float32(255.0)
-    raise ValueError(
+    raise PageError(
         f"unsupported Pillow image mode {im.mode!r}; expected 1, L, LA, La, P, PA, RGB, "
         "RGBA, RGBa, RGBX, CMYK, YCbCr, LAB, HSV, I;16 (L/B/N), I or F"
     )

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from .normalize import check_page
+from .normalize import PageSpec
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +47,10 @@ MAX_DPI = 600.0
 #: The resolution such pages are resampled to.
 TARGET_DPI = 300.0
 
-Dpi = Tuple[float, float]
+Dpi = tuple[float, float]
 
 
-def as_dpi(value: object) -> Optional[Dpi]:
+def as_dpi(value: object) -> Dpi | None:
     """``value`` as (x, y) dots per inch, or None when absent or unusable.
 
     Accepts one number (the same on both axes) or a pair of numbers, as in
@@ -63,7 +62,7 @@ def as_dpi(value: object) -> Optional[Dpi]:
         return None
     try:
         pair = (value, value) if np.ndim(value) == 0 else tuple(value)  # type: ignore[arg-type]
-        x, y = (float(v) for v in pair)
+        x, y = (float(v) for v in pair)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
     if not (math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0):
@@ -71,7 +70,7 @@ def as_dpi(value: object) -> Optional[Dpi]:
     return (x, y)
 
 
-def working_dpi(dpi: object) -> Optional[Dpi]:
+def working_dpi(dpi: object) -> Dpi | None:
     """The (x, y) DPI to denoise a page of resolution ``dpi`` at, or None to leave
     it as is.
 
@@ -98,22 +97,20 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def denoise_at_scale(denoise: Callable[[np.ndarray], np.ndarray], img: np.ndarray,
-                     dpi: object) -> np.ndarray:
-    """``denoise(img)``, with any axis above 600 DPI brought to 300 DPI and back.
+def working_page(img: np.ndarray, page: PageSpec, dpi: object) -> np.ndarray:
+    """``img`` at the resolution the model works at: the same array unless an
+    axis of ``dpi`` is above 600 DPI, then that axis resampled to 300 DPI.
 
-    ``img``: a page ``normalize.check_page`` accepts (checked before any
-    resampling, so a bad page is refused with the same message either way).
-    ``denoise``: page -> H x W uint8 (e.g. ``Denoiser.denoise``). ``dpi``: the
-    page's resolution (see ``as_dpi``), or None. Returns an H x W uint8 page
-    of ``img``'s own size either way.
+    ``img``: a page ``normalize.check_page`` accepted, described by ``page``.
+    ``dpi``: the page's resolution (see ``as_dpi``), or None. A resampled page
+    keeps ``img``'s dtype and channels (float16 and non-native byte orders,
+    which OpenCV cannot resize, become float32 / native first).
     """
     d = as_dpi(dpi)
     target = working_dpi(d)
-    if d is None or target is None:  # the common case: no second pass to check the page
-        return denoise(img)
-    spec = check_page(img)
-    h, w = spec.height, spec.width
+    if d is None or target is None:  # the common case: nothing to do
+        return img
+    h, w = page.height, page.width
     ww = max(1, round(w * target[0] / d[0]))
     wh = max(1, round(h * target[1] / d[1]))
     logger.debug("denoising a %dx%d page at %r DPI as %dx%d (%r DPI)", w, h, d, ww, wh, target)
@@ -122,5 +119,12 @@ def denoise_at_scale(denoise: Callable[[np.ndarray], np.ndarray], img: np.ndarra
         x = x.astype(np.float32)  # OpenCV resizes neither half floats nor big-endian
     elif not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
-    page = denoise(_resize(np.ascontiguousarray(x), ww, wh))
-    return _resize(page, w, h)
+    return _resize(np.ascontiguousarray(x), ww, wh)
+
+
+def to_size(page: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A denoised H' x W' uint8 page brought back to width x height (bicubic to
+    enlarge, area to shrink); the same array when it already has that size."""
+    if page.shape[:2] == (height, width):
+        return page
+    return _resize(page, width, height)

@@ -21,17 +21,24 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
-from . import context, flatten
-from .model import (CONTEXT_INPUT, ModelError, ModelSpec, check_interface, default_model_path,
-                    read_model_bytes)
-from .normalize import check_page, to_gray_float, to_uint8
-from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, TileGrid, apply_tiled
+from . import pipeline
+from .errors import (
+    InferenceError,
+    ModelError,
+    PageError,
+    ProviderError,
+    SettingsError,
+    SettingsTypeError,
+)
+from .model import CONTEXT_INPUT, ModelSpec, check_interface, default_model_path, read_model_bytes
+from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +46,6 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 Device = Union[str, Sequence[str]]
-
-
-class ProviderError(RuntimeError):
-    """An explicitly requested execution provider cannot be used."""
-
-
-class InferenceError(RuntimeError):
-    """onnxruntime failed while running a batch, or the model returned garbage
-    (wrong shape, NaN or infinity) for it. The message names the model."""
 
 
 def resolve_providers(device: Device, available: Sequence[str]) -> tuple[str, ...]:
@@ -73,7 +71,7 @@ def resolve_providers(device: Device, available: Sequence[str]) -> tuple[str, ..
                     "with a matching CUDA, or use device='cpu'"
                 )
             return (CUDA, CPU)
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
+        raise SettingsError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
     providers = device_key(device)
     assert isinstance(providers, tuple)
     missing = [p for p in providers if p not in available]
@@ -96,7 +94,7 @@ def device_key(device: object) -> str | tuple[str, ...]:
     if (isinstance(device, Sequence) and len(device) > 0
             and all(isinstance(p, str) for p in device)):
         return tuple(device)
-    raise TypeError(
+    raise SettingsTypeError(
         "device must be 'auto', 'cpu', 'cuda' or a non-empty list of onnxruntime "
         f"provider names, got {device!r}"
     )
@@ -105,9 +103,10 @@ def device_key(device: object) -> str | tuple[str, ...]:
 def _positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}")
+        raise SettingsTypeError(f"{name} must be an int >= 1, got {type(value).__name__} "
+                                f"{value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise SettingsError(f"{name} must be >= 1, got {value}")
     return int(value)
 
 
@@ -178,13 +177,14 @@ class Denoiser:
         threads: int | None = None,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
-            raise TypeError(f"model must be a path (str or os.PathLike) or None, "
-                            f"got {type(model).__name__}")
+            raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
+                                    f"got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
         self.device = device
         self.batch_size = _positive_int("batch_size", batch_size)
         if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
-            raise TypeError(f"overlap must be an int, got {type(overlap).__name__} {overlap!r}")
+            raise SettingsTypeError(f"overlap must be an int, got {type(overlap).__name__} "
+                                    f"{overlap!r}")
         self.overlap = int(overlap)
         self.threads = None if threads is None else _positive_int("threads", threads)
         self._lock = threading.Lock()
@@ -192,7 +192,7 @@ class Denoiser:
         _instances.add(self)
         patch = self._ensure_session().spec.patch
         if not 0 <= self.overlap <= patch // 2:
-            raise ValueError(f"overlap must be in [0, {patch // 2}] for the model's "
+            raise SettingsError(f"overlap must be in [0, {patch // 2}] for the model's "
                              f"{patch}x{patch} patches, got {self.overlap}")
 
     # -- pickling: settings travel, the session never does ---------------------
@@ -289,6 +289,17 @@ class Denoiser:
         """The model's ONNX custom metadata (patch size, training settings, ...)."""
         return dict(self._ensure_session().metadata)
 
+    @property
+    def interface(self) -> ModelSpec:
+        """What the model reads: patch size, layout, preprocessing, page context."""
+        return self._ensure_session().spec
+
+    @property
+    def model_version(self) -> str | None:
+        """The model's own version (metadata ``model_version``, e.g. ``"v8"``),
+        independent of the package version; None for models that record none."""
+        return self._ensure_session().metadata.get("model_version")
+
     # -- inference -------------------------------------------------------------
     def denoise_patches(self, patches: np.ndarray,
                         context_windows: np.ndarray | None = None) -> np.ndarray:
@@ -309,20 +320,20 @@ class Denoiser:
         loaded = self._ensure_session()
         p = loaded.spec.patch
         if patches.ndim != 3 or patches.shape[1:] != (p, p):
-            raise ValueError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
+            raise PageError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
         wants = loaded.spec.context != "none"
         if not wants and context_windows is not None:
-            raise ValueError(f"{self.model_path} reads no page context; "
-                             "context_windows must be None")
+            raise PageError(f"{self.model_path} reads no page context; "
+                            "context_windows must be None")
         if wants:
             if context_windows is None:
-                raise ValueError(f"{self.model_path} reads page context (context="
-                                 f"{loaded.spec.context}): pass context_windows, or denoise "
-                                 "whole pages with denoise()")
+                raise PageError(f"{self.model_path} reads page context (context="
+                                f"{loaded.spec.context}): pass context_windows, or denoise "
+                                "whole pages with denoise()")
             context_windows = np.asarray(context_windows)
             if context_windows.shape != patches.shape:
-                raise ValueError(f"context_windows has shape {context_windows.shape}; "
-                                 f"expected the patches' {patches.shape}")
+                raise PageError(f"context_windows has shape {context_windows.shape}; "
+                                f"expected the patches' {patches.shape}")
         n = patches.shape[0]
         pad_to_fixed = CUDA in loaded.providers
         out = np.empty((n, p, p), dtype=np.float32)
@@ -331,7 +342,7 @@ class Denoiser:
             k = len(chunk)
             x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(loaded.spec.shape(k))
             c = None
-            if wants:
+            if context_windows is not None:
                 c = np.ascontiguousarray(context_windows[b0 : b0 + self.batch_size],
                                          dtype=np.float32).reshape(x.shape)
             if pad_to_fixed and k < self.batch_size:
@@ -365,50 +376,20 @@ class Denoiser:
                                  f"values for a batch of {len(x)} patches")
         return y
 
-    def denoise(self, img: np.ndarray) -> np.ndarray:
+    def denoise(self, img: np.ndarray, *, dpi: object = None, rescale: bool = True) -> np.ndarray:
         """Denoise a page array; returns an H x W uint8 page (white = 255).
 
         ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
         white); uint8, uint16 or float in [0, 1]; any size from 1 x 1; any memory
-        layout, read-only is fine. It is never modified. The page is converted,
-        tiled, denoised and stitched one band at a time, so memory beyond the
-        input and output stays bounded by ``batch_size`` and the page width.
-        If the model asks for ``flatten-v1`` preprocessing (the shipped one
-        does), the page is read once more first, band by band, to measure its
-        background and ink level on a 1/16-size copy (``ocr_denoise.flatten``).
-        If it reads page context (``quarter-v1``), the page (as the model sees it)
-        is read once more to average it over 4 x 4 blocks, kept in memory
-        (a sixteenth of the page as float32), and each patch is given its window
-        of that map (``ocr_denoise.context``).
+        layout, read-only is fine. It is never modified. ``dpi``: the page's
+        resolution (one number or (x, y)), if known: with ``rescale`` a page
+        above 600 DPI is denoised at 300 DPI and resampled back, exactly as
+        ``denoise_page`` does. The page runs through ``ocr_denoise.pipeline``
+        (one band at a time, so memory beyond the input and output stays bounded
+        by ``batch_size`` and the page width); ``denoise_page(img, denoiser=d)``
+        gives the same bytes.
         """
-        spec = check_page(img)
-        grid = TileGrid(spec.height, spec.width, self.patch_size, self.overlap)
-        out = np.empty((spec.height, spec.width), dtype=np.uint8)
-
-        def gray(y0: int, y1: int) -> np.ndarray:
-            return to_gray_float(img[y0:y1], spec)
-
-        source = gray
-        interface = self._ensure_session().spec
-        if interface.preprocess == flatten.NAME:
-            levels = flatten.measure(gray, spec.height, spec.width)
-
-            def source(y0: int, y1: int) -> np.ndarray:
-                return flatten.flatten_rows(gray(y0, y1), y0, levels)
-
-        def sink(y0: int, y1: int, rows: np.ndarray) -> None:
-            out[y0:y1] = to_uint8(rows)
-
-        ctx = None
-        if interface.context == context.NAME:
-            quarter = context.quarter_page(source, spec.height, spec.width, interface.patch)
-
-            def ctx(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-                return context.windows(quarter, ys, xs, interface.patch)
-
-        apply_tiled(source, sink, grid, self.denoise_patches, batch_size=self.batch_size,
-                    context=ctx)
-        return out
+        return pipeline.denoise(self, img, dpi if rescale else None)
 
 
 def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:

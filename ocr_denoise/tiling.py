@@ -22,10 +22,12 @@ input and output is therefore O(band height x page width), not O(page).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+
+from .errors import SettingsError
 
 #: (N, P, P) float32 in -> (N, P, P) float32 out. Called with N <= the batch limit.
 PatchFn = Callable[[np.ndarray], np.ndarray]
@@ -103,11 +105,11 @@ class TileGrid:
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
-            raise ValueError(f"page must be at least 1x1, got {self.height}x{self.width}")
+            raise SettingsError(f"page must be at least 1x1, got {self.height}x{self.width}")
         if self.patch < 2:
-            raise ValueError(f"patch size must be >= 2, got {self.patch}")
+            raise SettingsError(f"patch size must be >= 2, got {self.patch}")
         if not 0 <= self.overlap <= self.patch // 2:
-            raise ValueError(
+            raise SettingsError(
                 f"overlap must be in [0, {self.patch // 2}] for patch {self.patch}, "
                 f"got {self.overlap}"
             )
@@ -149,7 +151,7 @@ def apply_tiled(
     context(ys, xs))`` for each batch, for models that read more than the patch.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise SettingsError(f"batch_size must be >= 1, got {batch_size}")
     P, o, s = grid.patch, grid.overlap, grid.stride
     H, W = grid.height, grid.width
     nr, nc = grid.rows, grid.cols
@@ -177,20 +179,21 @@ def apply_tiled(
         for b0 in range(0, len(patches), batch_size):
             b1 = b0 + batch_size
             if context is None:
-                out[b0:b1] = fn(patches[b0:b1])
+                out[b0:b1] = fn(patches[b0:b1])  # type: ignore[call-arg]
             else:
-                out[b0:b1] = fn(patches[b0:b1], context(ys[b0:b1], xs[b0:b1]))
+                out[b0:b1] = fn(patches[b0:b1],  # type: ignore[call-arg]
+                                context(ys[b0:b1], xs[b0:b1]))
         wp = (out * window).reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
 
         # Blend each patch row into a strip, then strips into rows. Every pixel
         # is a fixed two-term sum at each step, so the result is bit-identical
         # whatever the band and batch sizes (float addition is commutative but
         # not associative). strips[i, u, j, v] is pixel (u, j*s + v) of strip i.
-        strips = np.zeros((br, P, nc + 1, s), dtype=np.float32)
-        strips[:, :, :nc, :] = wp[..., :s]
+        blocks = np.zeros((br, P, nc + 1, s), dtype=np.float32)
+        blocks[:, :, :nc, :] = wp[..., :s]
         if o:
-            strips[:, :, 1:, :o] += wp[..., s:]
-        strips = strips.reshape(br, P, (nc + 1) * s)
+            blocks[:, :, 1:, :o] += wp[..., s:]
+        strips = blocks.reshape(br, P, (nc + 1) * s)
         acc = strips[:, :s].copy()  # (br, s, width): finished rows of each patch row
         if o:
             prev_tails = np.concatenate([carry[None], strips[:-1, s:]])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import text_page
 
-from conftest import text_page
 from ocr_denoise import denoise_page, get_denoiser
 
 
@@ -79,7 +79,7 @@ def _run_limited(model: str, h: int, w: int) -> str:
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     r = subprocess.run([sys.executable, "-c", _LIMITED, model, str(h), str(w)],
                        capture_output=True, text=True, cwd=REPO, timeout=900)
@@ -124,7 +124,7 @@ def test_page_too_big_for_the_address_space_left_is_a_memory_error_not_a_crash(i
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     r = subprocess.run([sys.executable, "-c", _SQUEEZED, str(identity_model)],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
@@ -152,7 +152,7 @@ def test_path_gives_the_page_of_the_array_opencv_reads(tmp_path, rng):
 
 
 def test_path_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
-    from ocr_denoise.io import ImageTooLargeError, write_image
+    from ocr_denoise.images import ImageTooLargeError, write_image
 
     write_image(tmp_path / "big.png", np.full((100, 100), 255, np.uint8))
     with pytest.raises(ImageTooLargeError, match="100x100 = 10,000 pixels, more than the limit"):
@@ -161,7 +161,7 @@ def test_path_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
 
 
 def test_unreadable_paths_raise_an_image_read_error_naming_the_file(tmp_path):
-    from ocr_denoise.io import ImageReadError
+    from ocr_denoise.images import ImageReadError
 
     (tmp_path / "notes.png").write_text("not an image")
     for p, reason in [(tmp_path / "missing.png", "no such file"),
@@ -173,7 +173,7 @@ def test_unreadable_paths_raise_an_image_read_error_naming_the_file(tmp_path):
 
 
 def test_multi_page_file_is_refused_rather_than_cut_to_its_first_page(tmp_path):
-    from ocr_denoise.io import write_pages
+    from ocr_denoise.images import write_pages
 
     write_pages(tmp_path / "two.tif", [np.full((20, 20), 255, np.uint8)] * 2)
     with pytest.raises(ValueError, match="has 2 pages; denoise_page takes one"):
@@ -205,15 +205,6 @@ def test_only_axes_above_600_dpi_are_resampled_to_300(dpi, expected):
     assert working_dpi(dpi) == expected
 
 
-def _recording(seen: list):
-    """A denoise function that records the page size it is given and returns
-    mid-grey, to see what ``denoise_at_scale`` hands the model."""
-    def denoise(page: np.ndarray) -> np.ndarray:
-        seen.append(page.shape)
-        return np.full(page.shape[:2], 77, np.uint8)
-    return denoise
-
-
 @pytest.mark.parametrize("dpi, working", [
     ((1200, 1200), (20, 25)),    # 80 x 100 at 1200 DPI -> a quarter
     ((900, 2400), (10, 33)),     # each axis to 300 DPI
@@ -223,23 +214,32 @@ def _recording(seen: list):
 ])
 @pytest.mark.parametrize("channels", [0, 3, 4])
 def test_model_sees_the_page_at_the_working_dpi_and_the_caller_gets_its_own_size(
-        dpi, working, channels):
-    from ocr_denoise.rescale import denoise_at_scale
+        dpi, working, channels, identity_model, monkeypatch):
+    from ocr_denoise import Denoiser, pipeline
 
     shape = (80, 100) + ((channels,) if channels else ())
     page = np.full(shape, 200, np.uint8)
     seen: list = []
-    out = denoise_at_scale(_recording(seen), page, dpi)
-    assert [s[:2] for s in seen] == [working]
-    assert out.shape == (80, 100) and out.dtype == np.uint8 and (out == 77).all()
+    real = pipeline.tile_infer_stitch
+
+    def recording(rows, windows, denoiser):
+        seen.append((rows.height, rows.width))
+        return real(rows, windows, denoiser)
+
+    monkeypatch.setattr(pipeline, "tile_infer_stitch", recording)
+    out = pipeline.denoise(Denoiser(identity_model), page, dpi)
+    assert seen == [working]
+    # a flat page stays flat through resampling there and back
+    assert out.shape == (80, 100) and out.dtype == np.uint8 and np.ptp(out) == 0
 
 
-def test_bad_page_is_refused_before_any_resampling():
-    from ocr_denoise.rescale import denoise_at_scale
+def test_bad_page_is_refused_before_any_resampling(identity_model, monkeypatch):
+    from ocr_denoise import Denoiser, PageError, pipeline, rescale
 
     seen: list = []
-    with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
-        denoise_at_scale(_recording(seen), np.full((10, 10), 2.0), (1200, 1200))
+    monkeypatch.setattr(rescale, "working_page", lambda *a: seen.append(a))
+    with pytest.raises(PageError, match=r"expected values in \[0, 1\]"):
+        pipeline.denoise(Denoiser(identity_model), np.full((10, 10), 2.0), (1200, 1200))
     assert seen == []
 
 
@@ -247,7 +247,7 @@ def test_dpi_recorded_in_a_file_or_image_steers_resampling_and_rescale_false_sto
         tmp_path, rng):
     from PIL import Image
 
-    from ocr_denoise.io import write_image
+    from ocr_denoise.images import write_image
 
     page = (text_page(rng, 120, 160) * 255).astype(np.uint8)
     as_is = denoise_page(page, device="cpu")
@@ -277,9 +277,8 @@ def test_specks_on_a_1200_dpi_page_are_removed_better_at_300_dpi():
     """Salt and pepper on a 1200-DPI page of large letters: tesseract reads the
     page denoised at 300 DPI better than the page denoised as it is (the rule's
     reason; 3-page figures in ocr_denoise/rescale.py)."""
-    from train import synth
-
     from ocr_denoise.ocr import cer, tesseract_text
+    from train import synth
 
     rng = np.random.default_rng([1200, 0, 11])
     page = synth.render_page(rng, 1000, 1500, x_height=84, family="serif", ink=0.1,

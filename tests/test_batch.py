@@ -15,20 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO, noisy_page, wait_for, worker_pids, write_random_pages
 from PIL import Image
 
 from ocr_denoise import BatchReport, denoise_folder, denoise_page
 from ocr_denoise.batch import denoise_files
-from ocr_denoise.io import open_image, read_image
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def noisy_page(rng: np.random.Generator, h: int = 60, w: int = 80, channels: int = 0,
-               dtype=np.uint8) -> np.ndarray:
-    hi = np.iinfo(dtype).max
-    shape = (h, w) if not channels else (h, w, channels)
-    return rng.integers(0, hi, shape, dtype=dtype, endpoint=True)
+from ocr_denoise.images import open_image, read_image
 
 
 def expected_pages(path: Path) -> list[np.ndarray]:
@@ -50,11 +42,9 @@ def by_name(results) -> dict[str, object]:
 
 
 def test_every_good_page_is_written_and_every_bad_file_reported_with_its_reason(
-        tmp_path, rng, identity_model):
-    src, out = tmp_path / "scans", tmp_path / "clean"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"good{i}.png"), noisy_page(rng))
+        tmp_path, rng, identity_model, make_page_folder):
+    src = make_page_folder(3, pattern="good{i}.png", shape=(60, 80), folder="scans")
+    out = tmp_path / "clean"
     (src / "empty.png").write_bytes(b"")
     ok, buf = cv2.imencode(".png", noisy_page(rng, 200, 200))
     (src / "truncated.png").write_bytes(buf.tobytes()[:-500])
@@ -158,10 +148,8 @@ def test_each_inputs_dpi_is_kept_in_its_output(tmp_path, rng, identity_model, fm
     assert {open_image(r.dst).format for r in report.done} == {fmt.upper()}
 
 
-def test_suffix_is_added_to_each_output_stem(tmp_path, rng, identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    cv2.imwrite(str(src / "p.jpg"), noisy_page(rng))
+def test_suffix_is_added_to_each_output_stem(tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(names=["p.jpg"], shape=(60, 80))
     denoise_folder(src, tmp_path / "out", suffix="_clean", model=identity_model)
     assert output_files(tmp_path / "out") == ["p_clean.png"]
 
@@ -231,11 +219,8 @@ def test_an_output_that_is_an_input_file_is_refused_and_the_input_kept(tmp_path,
 
 
 def test_two_inputs_with_one_output_name_give_one_output_and_one_clear_failure(
-        tmp_path, rng, identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    cv2.imwrite(str(src / "p.jpg"), noisy_page(rng))
-    cv2.imwrite(str(src / "p.png"), noisy_page(rng))
+        tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(names=["p.jpg", "p.png"], shape=(60, 80))
     report = denoise_folder(src, tmp_path / "out", model=identity_model)
     assert len(report.done) == 1 and len(report.failed) == 1
     assert "is also the output of" in report.failed[0].reason
@@ -271,19 +256,18 @@ def test_existing_outputs_are_skipped_and_overwrite_redoes_them(tmp_path, rng, i
     sentinel = np.full(page.shape, 7, np.uint8)
     cv2.imwrite(str(out / "a.png"), sentinel)
     r1 = denoise_folder(src, out, model=invert_model)
-    assert [r.src.name for r in r1.skipped] == ["a.png"] and [r.src.name for r in r1.done] == ["b.png"]
+    assert [r.src.name for r in r1.skipped] == ["a.png"]
+    assert [r.src.name for r in r1.done] == ["b.png"]
     np.testing.assert_array_equal(read_image(out / "a.png"), sentinel)
     r2 = denoise_folder(src, out, model=invert_model, overwrite=True)
     assert len(r2.done) == 2 and not r2.skipped
     np.testing.assert_array_equal(read_image(out / "a.png"), 255 - page)
 
 
-def test_temporaries_left_by_a_killed_run_are_removed_when_a_run_starts(tmp_path, rng,
-                                                                        identity_model):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
+def test_temporaries_left_by_a_killed_run_are_removed_when_a_run_starts(
+        tmp_path, identity_model, make_page_folder):
+    src, out = make_page_folder(names=["a.png"], shape=(60, 80)), tmp_path / "out"
     out.mkdir()
-    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / f".a.png.{dead.pid}.k3j4.tmp").write_bytes(b"half a page")
@@ -294,20 +278,16 @@ def test_temporaries_left_by_a_killed_run_are_removed_when_a_run_starts(tmp_path
 # -- whole-run errors --------------------------------------------------------------
 
 
-def test_a_missing_model_stops_the_run_before_any_output(tmp_path, rng):
-    src = tmp_path / "in"
-    src.mkdir()
-    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
+def test_a_missing_model_stops_the_run_before_any_output(tmp_path, make_page_folder):
+    src = make_page_folder(names=["a.png"], shape=(60, 80))
     with pytest.raises(FileNotFoundError):
         denoise_folder(src, tmp_path / "out", model=tmp_path / "nope.onnx")
     assert not (tmp_path / "out").exists() or output_files(tmp_path / "out") == []
 
 
-def test_nothing_to_do_needs_no_model(tmp_path, rng):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
+def test_nothing_to_do_needs_no_model(tmp_path, rng, make_page_folder):
+    src, out = make_page_folder(names=["a.png"], shape=(60, 80)), tmp_path / "out"
     out.mkdir()
-    cv2.imwrite(str(src / "a.png"), noisy_page(rng))
     cv2.imwrite(str(out / "a.png"), noisy_page(rng))
     report = denoise_folder(src, out, model=tmp_path / "nope.onnx")
     assert report.ok and len(report.skipped) == 1
@@ -350,32 +330,6 @@ def test_ocr_after_a_run_without_it_reads_the_images_already_written(tmp_path, i
 # -- dead workers ------------------------------------------------------------------
 
 
-def child_pids(pid: int) -> list[int]:
-    kids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(d))
-    return kids
-
-
-def worker_pids(pid: int) -> list[int]:
-    """Pool workers of a CLI process (not its multiprocessing resource tracker)."""
-    out = []
-    for k in child_pids(pid):
-        try:
-            cmd = Path(f"/proc/{k}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
-            out.append(k)
-    return out
-
-
 def start_cli(args, **kw) -> tuple[subprocess.Popen, list[str]]:
     """Run the CLI; its stderr lines are collected live into the returned list."""
     proc = subprocess.Popen([sys.executable, "-m", "ocr_denoise.cli", *map(str, args)],
@@ -386,42 +340,33 @@ def start_cli(args, **kw) -> tuple[subprocess.Popen, list[str]]:
     return proc, lines
 
 
-def wait_for(cond, timeout=120.0):
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out waiting"
-        time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
-def page_folder(tmp_path_factory):
+def big_page_folder(tmp_path_factory):
     """16 pages big enough that the shipped model takes a while on each."""
-    rng = np.random.default_rng(3)
     src = tmp_path_factory.mktemp("pages") / "in"
-    src.mkdir()
-    for i in range(16):
-        cv2.imwrite(str(src / f"p{i:02d}.png"), noisy_page(rng, 300, 300))
+    write_random_pages(src, np.random.default_rng(3), 16, pattern="p{i:02d}.png",
+                       shape=(300, 300))
     return src
 
 
-def test_a_killed_worker_is_replaced_and_its_files_still_done(tmp_path, page_folder):
+def test_a_killed_worker_is_replaced_and_its_files_still_done(tmp_path, big_page_folder):
     out = tmp_path / "out"
-    proc, lines = start_cli([page_folder, "-o", out, "--jobs", "2", "-v"])
+    proc, lines = start_cli([big_page_folder, "-o", out, "--jobs", "2", "-v"])
     wait_for(lambda: len(worker_pids(proc.pid)) == 2 and out.exists() and any(out.iterdir())
              or proc.poll() is not None)
     assert proc.poll() is None, "the run ended before a worker could be killed"
     os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
     assert proc.wait(timeout=300) == 0, "".join(lines)
     assert any("a worker process died; retrying" in ln for ln in lines)
-    assert output_files(out) == sorted(p.name for p in page_folder.iterdir())
-    for p in sorted(page_folder.iterdir()):
+    assert output_files(out) == sorted(p.name for p in big_page_folder.iterdir())
+    for p in sorted(big_page_folder.iterdir()):
         np.testing.assert_array_equal(read_image(out / p.name), denoise_page(read_image(p)))
 
 
-def test_a_file_whose_worker_dies_even_alone_is_reported_and_the_rest_done(tmp_path,
-                                                                          page_folder):
+def test_a_file_whose_worker_dies_even_alone_is_reported_and_the_rest_done(
+        tmp_path, big_page_folder):
     out = tmp_path / "out"
-    proc, lines = start_cli([page_folder, "-o", out, "--jobs", "2", "-v"])
+    proc, lines = start_cli([big_page_folder, "-o", out, "--jobs", "2", "-v"])
     wait_for(lambda: any(out.glob("*.png")) or proc.poll() is not None)
     for pid in worker_pids(proc.pid):
         os.kill(pid, signal.SIGKILL)  # first death: the files in flight become suspects
@@ -442,23 +387,20 @@ def test_a_file_whose_worker_dies_even_alone_is_reported_and_the_rest_done(tmp_p
     assert blamed, text
     done = output_files(out)
     assert sorted(done + [Path(b).name for b in blamed]) == sorted(
-        p.name for p in page_folder.iterdir())
+        p.name for p in big_page_folder.iterdir())
     for name in done:
         np.testing.assert_array_equal(read_image(out / name),
-                                      denoise_page(read_image(page_folder / name)))
+                                      denoise_page(read_image(big_page_folder / name)))
 
 
-def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, monkeypatch):
+def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, monkeypatch,
+                                                                   make_page_folder):
     """The pool can break after ``wait`` returned and before the next ``submit``,
     which then raises BrokenProcessPool itself. Injected for real: the third submit
     SIGKILLs a worker of the (real) pool and waits until the pool knows."""
     import concurrent.futures as cf
 
-    rng = np.random.default_rng(5)
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(8):
-        cv2.imwrite(str(src / f"p{i}.png"), noisy_page(rng, 120, 120))
+    src = make_page_folder(8, shape=(120, 120), rng=np.random.default_rng(5))
     submits = []
 
     class KillingPool(cf.ProcessPoolExecutor):

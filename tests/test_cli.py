@@ -12,17 +12,16 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO, png_declaring, wait_for, worker_pids, write_random_pages
 
 from ocr_denoise import denoise_page
-from ocr_denoise.io import open_image, read_image
+from ocr_denoise.images import open_image, read_image
 
-REPO = Path(__file__).resolve().parent.parent
 CMD = [sys.executable, "-m", "ocr_denoise.cli"]
 SUMMARY = re.compile(r"(\d+) done \((\d+) pages?\), (\d+) skipped .*?, (\d+) failed")
 
@@ -65,10 +64,12 @@ def test_unreadable_input_is_a_clear_error_naming_the_file(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_version_flag_prints_package_version():
-    from ocr_denoise import __version__
+def test_version_flag_prints_package_and_model_versions():
+    from ocr_denoise import Denoiser, __version__
     r = run("--version")
-    assert r.returncode == 0 and __version__ in r.stdout
+    model = Denoiser(device="cpu").model_version
+    assert model  # the shipped model records its own version
+    assert r.returncode == 0 and r.stdout.strip() == f"ocr-denoise {__version__} (model {model})"
 
 
 def test_output_file_gets_ordinary_permissions(tmp_path):
@@ -121,11 +122,7 @@ def _without_dac_override() -> None:
 
 def test_folder_with_bad_files_writes_every_good_page_and_reports_every_bad_one(tmp_path, rng):
     src, out = tmp_path / "scans", tmp_path / "clean"
-    src.mkdir()
-    good = {}
-    for i in range(3):
-        good[f"page{i}.png"] = rng.integers(0, 256, (40, 60), dtype=np.uint8)
-        cv2.imwrite(str(src / f"page{i}.png"), good[f"page{i}.png"])
+    good = write_random_pages(src, rng, 3, pattern="page{i}.png", shape=(40, 60))
     (src / "empty.png").write_bytes(b"")
     ok, buf = cv2.imencode(".png", rng.integers(0, 256, (200, 200), dtype=np.uint8))
     (src / "truncated.png").write_bytes(buf.tobytes()[: len(buf) // 2])
@@ -158,15 +155,10 @@ def test_folder_with_bad_files_writes_every_good_page_and_reports_every_bad_one(
 def pages(tmp_path_factory):
     """24 pages, large enough that the shipped model takes a moment on each, and the
     page ``denoise_page`` makes of each."""
-    rng = np.random.default_rng(11)
     src = tmp_path_factory.mktemp("pages") / "in"
-    src.mkdir()
-    expected = {}
-    for i in range(24):
-        img = rng.integers(0, 256, (320, 320), dtype=np.uint8)
-        cv2.imwrite(str(src / f"p{i:02d}.png"), img)
-        expected[f"p{i:02d}.png"] = denoise_page(img)
-    return src, expected
+    written = write_random_pages(src, np.random.default_rng(11), 24, pattern="p{i:02d}.png",
+                                 shape=(320, 320))
+    return src, {name: denoise_page(img) for name, img in written.items()}
 
 
 def _alive(pid: int) -> bool:
@@ -175,26 +167,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
-
-
-def _workers(pid: int) -> list[int]:
-    out = []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if ppid == pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd:
-            out.append(int(d))
-    return out
-
-
-def _wait_for(cond, timeout=300.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
 
 
 def _outputs(out: Path) -> list[str]:
@@ -217,9 +189,10 @@ def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err: list[str] = []
     threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
-    _wait_for(lambda: len(_outputs(out) if out.exists() else []) >= 2 or proc.poll() is not None)
+    wait_for(lambda: len(_outputs(out) if out.exists() else []) >= 2 or proc.poll() is not None,
+             timeout=300)
     assert proc.poll() is None, "finished before it could be interrupted"
-    workers = _workers(proc.pid)
+    workers = worker_pids(proc.pid)
     assert len(workers) == (jobs if jobs > 1 else 0)
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
@@ -228,7 +201,7 @@ def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
     else:
         os.kill(proc.pid, signal.SIGKILL)
     rc = proc.wait(timeout=300)
-    _wait_for(lambda: not any(_alive(w) for w in workers), timeout=60)  # no orphans left
+    wait_for(lambda: not any(_alive(w) for w in workers), timeout=60)  # no orphans left
 
     first = _outputs(out)
     assert 0 < len(first) < len(expected), first
@@ -285,11 +258,9 @@ def test_outputs_equal_denoise_page_byte_for_byte_with_and_without_jobs(tmp_path
 # -- terminal, summary, exit status ----------------------------------------------------
 
 
-def test_progress_bar_shows_on_a_terminal_and_not_on_a_pipe(tmp_path, rng, identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+def test_progress_bar_shows_on_a_terminal_and_not_on_a_pipe(tmp_path, page_folder,
+                                                            identity_model):
+    src = page_folder
     master, slave = os.openpty()
     proc = subprocess.Popen([*CMD, str(src), "-o", str(tmp_path / "tty"), "--model",
                              str(identity_model)], cwd=REPO, stdin=subprocess.DEVNULL,
@@ -316,11 +287,9 @@ def test_progress_bar_shows_on_a_terminal_and_not_on_a_pipe(tmp_path, rng, ident
     assert counts(piped.stderr) == (3, 3, 0, 0)
 
 
-def test_quiet_prints_nothing_on_success_and_only_failures_otherwise(tmp_path, rng,
-                                                                    identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    cv2.imwrite(str(src / "a.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+def test_quiet_prints_nothing_on_success_and_only_failures_otherwise(
+        tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(names=["a.png"])
     r = run(src, "-o", tmp_path / "out", "-q", "--model", identity_model)
     assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
     (src / "b.png").write_bytes(b"")
@@ -329,11 +298,8 @@ def test_quiet_prints_nothing_on_success_and_only_failures_otherwise(tmp_path, r
 
 
 def test_jobs_default_to_one_per_core_at_most_four_and_never_more_than_files(
-        tmp_path, rng, identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(5):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+        tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(5)
     auto = min(len(os.sched_getaffinity(0)), 4)
     r = run(src, "-o", tmp_path / "a", "--model", identity_model)
     assert r.returncode == 0 and f"{auto} job" in r.stderr, r.stderr
@@ -343,42 +309,34 @@ def test_jobs_default_to_one_per_core_at_most_four_and_never_more_than_files(
     assert r.returncode == 0 and "1 job)" in r.stderr
 
 
-def test_everything_already_done_is_success(tmp_path, rng, identity_model):
-    src = tmp_path / "in"
-    src.mkdir()
-    cv2.imwrite(str(src / "a.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+def test_everything_already_done_is_success(tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(names=["a.png"])
     assert run(src, "-o", tmp_path / "out", "--model", identity_model).returncode == 0
     r = run(src, "-o", tmp_path / "out", "--model", identity_model)
     assert r.returncode == 0 and counts(r.stderr) == (0, 0, 1, 0)
 
 
-def test_cuda_without_a_gpu_is_one_clear_error_before_any_output(tmp_path, rng):
+def test_cuda_without_a_gpu_is_one_clear_error_before_any_output(tmp_path, make_page_folder):
     import onnxruntime as ort
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has CUDA")
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    src = make_page_folder()
     r = run(src, "-o", tmp_path / "out", "--device", "cuda")
     assert r.returncode == 2
     assert r.stderr.count("error:") == 1 and "cuda" in r.stderr.lower()
     assert not (tmp_path / "out").exists() or files_in(tmp_path / "out") == []
 
 
-def test_output_path_that_is_a_file_is_refused(tmp_path, rng):
-    src = tmp_path / "in"
-    src.mkdir()
+def test_output_path_that_is_a_file_is_refused(tmp_path, make_page_folder):
+    src = make_page_folder(0)
     (tmp_path / "taken").write_text("x")
     r = run(src, "-o", tmp_path / "taken")
     assert r.returncode == 2 and "not a folder" in r.stderr
 
 
-def test_output_folder_that_cannot_be_made_is_one_error_not_one_per_file(tmp_path, rng):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+def test_output_folder_that_cannot_be_made_is_one_error_not_one_per_file(tmp_path,
+                                                                         page_folder):
+    src = page_folder
     (tmp_path / "afile").write_text("x")
     r = run(src, "-o", tmp_path / "afile" / "out")
     assert r.returncode == 2 and r.stderr.count("error:") == 1, r.stderr
@@ -401,12 +359,9 @@ def test_ocr_flag_writes_text_beside_each_output(tmp_path, identity_model):
 
 
 def test_decompression_bomb_is_refused_with_the_flag_to_raise_and_others_still_done(
-        tmp_path, rng, identity_model):
-    from test_io import png_declaring
-    src = tmp_path / "in"
-    src.mkdir()
+        tmp_path, identity_model, make_page_folder):
+    src = make_page_folder(names=["ok.png"])
     (src / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
-    cv2.imwrite(str(src / "ok.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
     r = run(src, "-o", tmp_path / "out", "--model", identity_model)
     assert r.returncode == 1
     assert re.search(r"bomb\.png: declares 100000x100000 .*--max-pixels", r.stderr), r.stderr
@@ -427,7 +382,6 @@ def test_max_pixels_flag_sets_the_limit(tmp_path, identity_model):
 
 
 def test_decompression_bomb_under_a_3_gib_address_space_is_an_error_not_a_crash(tmp_path):
-    from test_io import png_declaring
     (tmp_path / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
 
     def limit() -> None:

@@ -1,6 +1,7 @@
-"""``ocr_denoise.dask`` on a real ``distributed.LocalCluster`` with two worker processes:
-the same files, byte for byte, and the same report as ``denoise_folder``; bad files and
-dead workers are failures in the report, not the end of the run."""
+"""``denoise_folder(..., scheduler=client)`` (``ocr_denoise.cluster``) on a real
+``distributed.LocalCluster`` with two worker processes: the same files, byte for byte,
+and the same report as a local ``denoise_folder``; bad files and dead workers are
+failures in the report, not the end of the run."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
 from ocr_denoise import ModelNotFoundError, denoise_folder  # noqa: E402
-from ocr_denoise import dask as on_cluster  # noqa: E402
-from ocr_denoise.io import write_image, write_pages  # noqa: E402
+from ocr_denoise.images import write_image, write_pages  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_cluster_writes_exactly_the_files_denoise_folder_writes(client, tmp_path
     src = tmp_path / "scans"
     make_scans(src, rng)
     local = denoise_folder(src, tmp_path / "local", recursive=True, device="cpu")
-    remote = on_cluster.denoise_folder(src, tmp_path / "cluster", recursive=True,
+    remote = denoise_folder(src, tmp_path / "cluster", recursive=True,
                                        device="cpu", scheduler=client)
     expected = files(tmp_path / "local")
     assert sorted(expected) == ["colour.png", "deep.png", "gray.png", "sub/low.png", "two.tif"]
@@ -72,7 +72,7 @@ def test_cluster_writes_exactly_the_files_denoise_folder_writes(client, tmp_path
 def test_bad_files_are_reported_with_their_reason_and_the_rest_is_done(client, tmp_path, rng):
     src = tmp_path / "scans"
     make_scans(src, rng)
-    report = on_cluster.denoise_folder(src, tmp_path / "out", recursive=True, device="cpu",
+    report = denoise_folder(src, tmp_path / "out", recursive=True, device="cpu",
                                        scheduler=client)
     failed = {r.src.name: r.reason for r in report.failed}
     assert failed.keys() == {"empty.png", "truncated.png"}
@@ -85,19 +85,16 @@ def test_bad_files_are_reported_with_their_reason_and_the_rest_is_done(client, t
 def test_running_again_skips_every_output_already_there(client, tmp_path, rng):
     src = tmp_path / "scans"
     make_scans(src, rng)
-    on_cluster.denoise_folder(src, tmp_path / "out", scheduler=client)
+    denoise_folder(src, tmp_path / "out", scheduler=client)
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
-    again = on_cluster.denoise_folder(src, tmp_path / "out", scheduler=client)
+    again = denoise_folder(src, tmp_path / "out", scheduler=client)
     assert len(again.skipped) == 4 and not again.done
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()} == before
 
 
-def test_each_worker_process_builds_one_session_and_keeps_it(client, tmp_path, rng,
-                                                             identity_model):
-    src = tmp_path / "scans"
-    src.mkdir()
-    for i in range(8):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+def test_each_worker_process_builds_one_session_and_keeps_it(client, tmp_path, identity_model,
+                                                             make_page_folder):
+    src = make_page_folder(8, shape=(40, 40), folder="scans")
     model = str(identity_model.resolve())
 
     def sessions() -> tuple[int, list[int]]:
@@ -107,9 +104,9 @@ def test_each_worker_process_builds_one_session_and_keeps_it(client, tmp_path, r
         return os.getpid(), sorted(id(d) for k, d in api._cache.items() if k[0] == model)
 
     assert all(not ids for _, ids in client.run(sessions).values())
-    on_cluster.denoise_folder(src, tmp_path / "a", model=model, scheduler=client)
+    denoise_folder(src, tmp_path / "a", model=model, scheduler=client)
     first = client.run(sessions)
-    on_cluster.denoise_folder(src, tmp_path / "b", model=model, scheduler=client)
+    denoise_folder(src, tmp_path / "b", model=model, scheduler=client)
     second = client.run(sessions)
     pids = {pid for pid, _ in first.values()}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
@@ -122,7 +119,7 @@ def test_missing_model_stops_the_run_once_with_a_clear_error(client, tmp_path, r
     src = tmp_path / "scans"
     make_scans(src, rng)
     with pytest.raises(ModelNotFoundError, match="nowhere.onnx"):
-        on_cluster.denoise_folder(src, tmp_path / "out", model=tmp_path / "nowhere.onnx",
+        denoise_folder(src, tmp_path / "out", model=tmp_path / "nowhere.onnx",
                                   scheduler=client)
     assert not (tmp_path / "out").exists()
 
@@ -143,7 +140,7 @@ def test_cli_scheduler_switch_runs_the_folder_on_the_cluster(client, tmp_path, r
     assert files(tmp_path / "out") == files(tmp_path / "local")
 
 
-def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
+def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, make_page_folder):
     """A page too big for the workers' memory limit: the nanny kills the worker,
     Dask retries the file on a fresh one, and after ``allowed-failures`` deaths the
     file is reported; the small pages around it are done. Every file is queued on a
@@ -151,10 +148,7 @@ def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
     workers too, and Dask gives up on them as well: they must be retried and done."""
     import dask
 
-    src = tmp_path / "scans"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"p{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    src = make_page_folder(3, shape=(40, 40), folder="scans")
     # 12000 x 12000 blank: a 100 kB file that decodes to 144 MB, then 576 MB as float.
     cv2.imwrite(str(src / "huge.png"), np.full((12000, 12000), 255, np.uint8))
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
@@ -162,7 +156,7 @@ def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, rng):
             LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                          memory_limit="350MiB", dashboard_address=":0") as cluster, \
             Client(cluster) as c:
-        report = on_cluster.denoise_folder(src, tmp_path / "out", device="cpu", scheduler=c)
+        report = denoise_folder(src, tmp_path / "out", device="cpu", scheduler=c)
     assert [r.src.name for r in report.done] == ["p0.png", "p1.png", "p2.png"]
     assert [r.src.name for r in report.failed] == ["huge.png"]
     assert "worker process died" in report.failed[0].reason
@@ -175,7 +169,7 @@ def test_readme_dask_example_runs_as_written(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO, readme_block
+    from helpers import REPO, readme_block
 
     code = readme_block("### Dask")
     shutil.copytree(REPO / "examples", tmp_path / "examples")

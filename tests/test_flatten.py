@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import make_onnx_model, text_page
 
-from conftest import make_onnx_model, text_page
 from ocr_denoise import Denoiser, flatten
 from ocr_denoise.model import ModelError
 from ocr_denoise.normalize import to_uint8

@@ -10,9 +10,9 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from helpers import make_onnx_graph_model, node, scalar
 from onnx import TensorProto
 
-from conftest import make_onnx_graph_model, make_onnx_model, node, scalar
 from ocr_denoise import Denoiser, ModelError, ModelNotFoundError
 from ocr_denoise.model import (
     checksum_path,
@@ -47,7 +47,7 @@ def test_shipped_model_matches_its_checksum_file():
 
 
 def test_exported_link_finds_the_checksum_beside_the_real_file():
-    from conftest import REPO
+    from helpers import REPO
 
     assert checksum_path(REPO / "exported" / "denoiser.onnx") == checksum_path(
         default_model_path())

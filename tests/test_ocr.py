@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import cv2
+from helpers import REPO
 
-from conftest import REPO
 from ocr_denoise import denoise_page
 from ocr_denoise.ocr import cer, levenshtein, tesseract_text
-
 
 
 def test_cer_counts_edits_and_folds_whitespace():

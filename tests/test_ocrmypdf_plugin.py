@@ -163,7 +163,8 @@ def test_denoise_visible_puts_the_denoised_page_in_the_pdf(noisy_pdf, tmp_path, 
 
 @pytest.mark.parametrize("kw, message", [
     (dict(denoise_visible=True), "--denoise-visible needs --force-ocr"),
-    (dict(denoise_model="/nonexistent/model.onnx"), "/nonexistent/model.onnx: model file not found"),
+    (dict(denoise_model="/nonexistent/model.onnx"),
+     "/nonexistent/model.onnx: model file not found"),
 ])
 def test_unusable_denoise_options_stop_ocrmypdf_before_any_page(noisy_pdf, tmp_path, kw,
                                                                   message):

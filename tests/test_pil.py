@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO, readme_block, text_page
 from PIL import Image
 
-from conftest import REPO, readme_block, text_page
 from ocr_denoise import denoise_page
 
 
@@ -124,8 +124,10 @@ def test_input_image_pixels_are_not_modified(gray):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: Image.fromarray(np.array([[-1, 70000]], np.int32)), r"mode I .*\[-1, 70000\]; expected 16-bit"),
-    (lambda: Image.fromarray(np.array([[0.0, 300.0]], np.float32)), r"mode F .*\[0, 300\]; expected Pillow's 0..255"),
+    (lambda: Image.fromarray(np.array([[-1, 70000]], np.int32)),
+     r"mode I .*\[-1, 70000\]; expected 16-bit"),
+    (lambda: Image.fromarray(np.array([[0.0, 300.0]], np.float32)),
+     r"mode F .*\[0, 300\]; expected Pillow's 0..255"),
     (lambda: Image.fromarray(np.array([[0.0, np.nan]], np.float32)), r"mode F .*1 NaN or infinite"),
 ])
 def test_values_a_mode_cannot_hold_as_a_page_are_refused_not_guessed(make, message):

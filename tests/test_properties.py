@@ -8,7 +8,7 @@ contiguous, Fortran order, transposed, strided, reversed, channel-strided,
 zero-stride broadcast views, read-only.
 
 Most properties run through a real onnxruntime session of a tiny identity or
-invert ONNX model (``conftest.make_onnx_model``), so the expected output has an
+invert ONNX model (``helpers.make_onnx_model``), so the expected output has an
 independent oracle (a float64 BT.601 gray conversion). A few run the shipped
 model, whose exact outputs are not asserted (it may be retrained), only
 invariances that must hold for any model.

@@ -7,8 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-from conftest import REPO
 from train import recipe, synth
 from train.__main__ import config_from, fit_parser
 from train.data import find_pairs

@@ -15,8 +15,8 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
+from helpers import REPO, make_onnx_model, text_page
 
-from conftest import REPO, make_onnx_model, text_page
 from ocr_denoise import Denoiser, InferenceError, ProviderError
 from ocr_denoise.session import CPU, CUDA, resolve_providers
 
@@ -135,7 +135,7 @@ def test_model_argument_of_the_wrong_type_is_refused(tmp_path):
 
 def test_model_that_returns_infinity_at_run_time_raises_inference_error(tmp_path):
     # log|x - 0.5| is finite for the white and black probe patches but -inf at 0.5.
-    from conftest import make_onnx_graph_model, node, scalar
+    from helpers import make_onnx_graph_model, node, scalar
 
     path = make_onnx_graph_model(
         tmp_path / "log.onnx",
@@ -347,7 +347,7 @@ def test_denoise_patches_refuses_patches_of_the_wrong_size(identity_model):
 def _context_model(tmp_path, output: str, metadata: dict | None = None):
     """y = the context window (``output="context"``) or the patch, of a model that
     declares ``context=quarter-v1`` and so has the second input."""
-    from conftest import make_onnx_graph_model, node
+    from helpers import make_onnx_graph_model, node
 
     nchw = ["N", 1, 28, 28]
     return make_onnx_graph_model(tmp_path / f"ctx-{output}.onnx",

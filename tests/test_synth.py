@@ -39,7 +39,8 @@ def test_find_pairs_matches_by_name_and_refuses_empty_folders(tmp_path):
         cv2.imwrite(str(tmp_path / "set" / sub / "a.png"), np.zeros((30, 30), np.uint8))
     cv2.imwrite(str(tmp_path / "set" / "noisy" / "unpaired.png"), np.zeros((30, 30), np.uint8))
     pairs = data.find_pairs(tmp_path)
-    assert [(p.parent.name, c.parent.name, p.name) for p, c in pairs] == [("noisy", "clean", "a.png")]
+    assert [(p.parent.name, c.parent.name, p.name) for p, c in pairs] == [
+        ("noisy", "clean", "a.png")]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no noisy/clean"):
         data.find_pairs(tmp_path / "empty")

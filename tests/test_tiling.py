@@ -7,7 +7,8 @@ import pytest
 
 from ocr_denoise.tiling import TileGrid, apply_tiled, blend_window, symmetric_indices, tile_array
 
-SIZES = [(1, 1), (1, 2), (2, 1), (5, 7), (27, 28), (28, 28), (29, 29), (56, 57), (3, 200), (123, 301)]
+SIZES = [(1, 1), (1, 2), (2, 1), (5, 7), (27, 28), (28, 28), (29, 29), (56, 57), (3, 200),
+         (123, 301)]
 
 
 @pytest.mark.parametrize("overlap", [0, 1, 4, 6, 14])

@@ -117,7 +117,8 @@ def test_fine_tuned_export_records_the_base_runs_settings_too(tiny_run, tmp_path
     assert main(["export", str(tmp_path / "tuned"), "--output", str(tmp_path / "t.onnx")]) == 0
     meta = metadata_of(tmp_path / "t.onnx")
     assert json.loads(meta["training_config"])["init"] == str(base / "model.keras")
-    assert json.loads(meta["init_training_config"]) == json.loads((base / "config.json").read_text())
+    recorded = json.loads(meta["init_training_config"])
+    assert recorded == json.loads((base / "config.json").read_text())
 
 
 def test_context_run_exports_a_model_the_runtime_feeds_page_context(tmp_path, rng):

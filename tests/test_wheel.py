@@ -6,7 +6,7 @@ import subprocess
 import sys
 import venv
 
-from conftest import REPO
+from helpers import REPO
 
 SCRIPT = """
 import sys, numpy as np

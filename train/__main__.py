@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ep = sub.add_parser("export", help="convert a run's best model to ONNX")
     ep.add_argument("run_dir")
     ep.add_argument("--output", default=None, help="default: the package's shipped model")
+    ep.add_argument("--model-version", default=None,
+                    help="the model's own version to record (metadata model_version, e.g. v9)")
+    vp = sub.add_parser("set-version", help="record model_version in an exported model's "
+                        "metadata (no re-export; the checksum is rewritten)")
+    vp.add_argument("model", help="the .onnx file")
+    vp.add_argument("version", help="e.g. v8")
     rp = sub.add_parser("recipe", help="the shipped model's two stages (train/recipe.py)")
     rp.add_argument("--out", required=True,
                     help="run folder: stage 1 goes to OUT/base, stage 2 to OUT")
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stage 2 without this DIBCO year (cross-validation)")
     rp.add_argument("--quiet", action="store_true")
     mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
-    mp.add_argument("--data", default="../shared/data/mnist", help="folder with t10k-images-idx3-ubyte.gz")
+    mp.add_argument("--data", default="../shared/data/mnist",
+                    help="folder with t10k-images-idx3-ubyte.gz")
     mp.add_argument("--epochs", type=int, default=20)
     args = ap.parse_args(argv)
 
@@ -96,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(f"{args.run_dir}/model.keras")
         out = args.output or DEFAULT_OUTPUT
         config = load_config(args.run_dir)
-        diff = export(model, out, config, extra=init_configs(config))
+        diff = export(model, out, config, extra=init_configs(config),
+                      model_version=args.model_version)
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
+        return 0
+    if args.cmd == "set-version":
+        from .export import set_model_version
+        set_model_version(args.model, args.version)
+        print(f"{args.model}: model_version = {args.version}")
         return 0
     if args.cmd == "mnist":
         from .mnist import run

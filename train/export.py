@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +96,16 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
 
 
 def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
-           config_json: str = "{}", extra: dict[str, str] | None = None) -> float:
-    """Convert, verify, and atomically write ``output``. Returns the max abs difference."""
+           config_json: str = "{}", extra: dict[str, str] | None = None,
+           model_version: str | None = None) -> float:
+    """Convert, verify, and atomically write ``output``. Returns the max abs difference.
+
+    ``model_version`` (e.g. ``"v9"``) is recorded as the metadata key of that
+    name: the model's own version, independent of the package's, so a package
+    release never needs a re-export (``Denoiser.model_version`` reads it).
+    """
     from ocr_denoise import context, flatten
     from ocr_denoise._version import __version__
-    from ocr_denoise.model import write_checksum
 
     meta = {
         "ocr_denoise_version": __version__,
@@ -115,20 +119,42 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
         # A model with a second input reads the page around each patch (the key is
         # written only then, so models without it keep their metadata as it was).
         **({"context": context.NAME} if len(model.inputs) > 1 else {}),
+        **({"model_version": model_version} if model_version else {}),
         **(extra or {}),
     }
     proto = to_onnx(model, meta)
     diff = verify(model, proto)
     proto.metadata_props.add(key="export_max_abs_diff", value=f"{diff:.3g}")
-    out = Path(output).resolve()  # write through a link such as exported/denoiser.onnx
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".export.", suffix=".onnx")
-    with os.fdopen(fd, "wb") as f:
-        f.write(proto.SerializeToString())
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the model is package data everyone reads
-    os.replace(tmp, out)
-    write_checksum(out)  # the runtime refuses a model whose bytes differ from it
+    _write(proto, output)
     return diff
+
+
+def _write(proto, output: str | os.PathLike[str]) -> Path:
+    """Write the model atomically (0644: package data everyone reads), then its
+    checksum, without which the runtime would refuse the new bytes."""
+    from ocr_denoise.atomic import atomic_write
+    from ocr_denoise.model import write_checksum
+
+    out = Path(output).resolve()  # write through a link such as exported/denoiser.onnx
+    atomic_write(out, proto.SerializeToString(), mode=0o644)
+    write_checksum(out)
+    return out
+
+
+def set_model_version(path: str | os.PathLike[str], version: str) -> None:
+    """Record ``model_version`` in an exported model's metadata (replacing any
+    earlier value) and rewrite its checksum. The graph and weights are
+    untouched: only the metadata changes, so the model's outputs do not."""
+    import onnx
+
+    if not version.strip():
+        raise ValueError("model_version must not be empty")
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != "model_version"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key="model_version", value=version.strip())
+    _write(proto, path)
 
 
 def load_config(run_dir: str | os.PathLike[str]) -> str:

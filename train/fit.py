@@ -36,8 +36,10 @@ class TrainConfig:
     pairs: list[str] = field(default_factory=list)
     ink_fraction: float = 0.7
     damage_fraction: float = 0.0  # share of patches centred on false ink (see data.sample_patches)
-    mark_fraction: float = 0.0  # share centred on marks drawn uniformly: punctuation as often as letters
-    black_ink: bool = False  # synthetic targets drawn in black ink, like the real pairs' clean sides
+    # share centred on marks drawn uniformly: punctuation as often as letters
+    mark_fraction: float = 0.0
+    # synthetic targets drawn in black ink, like the real pairs' clean sides
+    black_ink: bool = False
     val_fraction: float = 0.1
     epochs: int = 5
     batch_size: int = 128

@@ -26,7 +26,6 @@ def load_idx_images(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def run(data_dir: str, epochs: int = 20, seed: int = 1234, verbose: int = 2) -> dict:
-    import keras
 
     from .fit import set_seeds
     from .model import build_model

@@ -15,8 +15,8 @@ import inspect
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ _FAMILIES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available_fonts() -> dict[str, list[str]]:
     """Font files found on this machine, by family. Debian: fonts-liberation, fonts-dejavu-core."""
     found: dict[str, str] = {}

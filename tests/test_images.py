@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import os
 import resource
-import signal
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO, png_declaring
 from PIL import Image
 
-from ocr_denoise.io import (
+from ocr_denoise.images import (
     ImageReadError,
     ImageTooLargeError,
     TiffPagesWriter,
     open_image,
     read_image,
-    remove_stale_temps,
     write_image,
     write_pages,
     write_text,
 )
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A valid, tiny PNG whose IHDR declares width x height 8-bit gray pixels; its
-    IDAT holds one compressed row, so decoding it fully would need w*h bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * (width + 1))  # filter byte + one row of zeros
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def pil_tiff_pages(path: Path, pages: list[np.ndarray], dpis: list[tuple[int, int]]) -> None:
@@ -62,7 +43,8 @@ def pil_tiff_pages(path: Path, pages: list[np.ndarray], dpis: list[tuple[int, in
 def test_read_image_gives_what_cv2_imread_gives(tmp_path, rng, ext, kind):
     shape = {"gray": (31, 45), "bgr": (31, 45, 3), "bgra": (31, 45, 4), "gray16": (31, 45)}[kind]
     dtype = np.uint16 if kind == "gray16" else np.uint8
-    if (ext in (".jpg", ".bmp", ".webp") and kind == "gray16") or (ext == ".jpg" and kind == "bgra"):
+    if ((ext in (".jpg", ".bmp", ".webp") and kind == "gray16")
+            or (ext == ".jpg" and kind == "bgra")):
         pytest.skip(f"{ext} cannot hold {kind}")
     img = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
     path = tmp_path / f"page{ext}"
@@ -164,7 +146,7 @@ def test_decompression_bomb_under_a_3_gib_address_space_gives_an_error_not_a_cra
     path.write_bytes(png_declaring(100_000, 100_000))
     script = textwrap.dedent(f"""
         import sys
-        from ocr_denoise.io import read_image, ImageTooLargeError
+        from ocr_denoise.images import read_image, ImageTooLargeError
         try:
             read_image({str(path)!r})
         except ImageTooLargeError as e:
@@ -261,7 +243,7 @@ def test_write_that_fails_midway_leaves_neither_partial_file_nor_temporary(tmp_p
     out.write_bytes(b"previous content")
     script = textwrap.dedent(f"""
         import numpy as np, resource, signal
-        from ocr_denoise.io import write_image
+        from ocr_denoise.images import write_image
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of dying
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         img = np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)
@@ -280,25 +262,8 @@ def test_write_that_fails_midway_leaves_neither_partial_file_nor_temporary(tmp_p
 def test_write_text_is_utf8_and_atomic(tmp_path):
     path = tmp_path / "t.txt"
     write_text(path, "Größe: 1\fpage two")
-    assert path.read_bytes() == "Größe: 1\fpage two".encode("utf-8")
+    assert path.read_bytes() == "Größe: 1\fpage two".encode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
-
-
-def test_stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    names = {
-        "dead": f".a.png.{dead.pid}.x1y2.tmp",
-        "mine": f".b.png.{os.getpid()}.x1y2.tmp",
-        "live": f".c.png.{os.getppid()}.x1y2.tmp",
-        "other": "notes.tmp",
-    }
-    for n in names.values():
-        (tmp_path / n).write_bytes(b"partial")
-    removed = remove_stale_temps(tmp_path)
-    assert [p.name for p in removed] == [names["dead"]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        names[k] for k in ("mine", "live", "other"))
 
 
 def test_image_read_error_survives_pickling():
@@ -325,26 +290,3 @@ def test_tesseract_reads_the_dpi_we_write(tmp_path, ext):
 
     assert "Estimating resolution" in stderr_of(f"without{ext}")
     assert "Estimating resolution" not in stderr_of(f"with{ext}")
-
-
-@pytest.mark.parametrize("write", ["image", "tiff_pages"])
-def test_interrupt_right_after_the_temporary_is_created_leaves_no_file(tmp_path, monkeypatch,
-                                                                      write):
-    # Ctrl-C or SIGTERM can land between the OS creating the temporary and the call
-    # returning its descriptor; the temporary must still be removed.
-    import ocr_denoise.io as io_mod
-
-    real = io_mod._create_exclusive
-
-    def created_then_interrupted(tmp):
-        os.close(real(tmp))
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(io_mod, "_create_exclusive", created_then_interrupted)
-    page = np.full((8, 8), 200, np.uint8)
-    with pytest.raises(KeyboardInterrupt):
-        if write == "image":
-            io_mod.write_image(tmp_path / "p.png", page)
-        else:
-            io_mod.write_pages(tmp_path / "p.tif", [page])
-    assert list(tmp_path.iterdir()) == []

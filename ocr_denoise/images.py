@@ -12,29 +12,30 @@ Reading happens in two steps so a hostile or broken file costs almost nothing:
    (uint8 or uint16; gray, BGR or BGRA), the same array ``cv2.imread(path,
    cv2.IMREAD_UNCHANGED)`` gives, so files and arrays denoise identically.
 
-Writing is atomic: every output goes to a temporary name in the destination
-folder (``.NAME.PID.RANDOM.tmp``), is flushed to disk and only then renamed
-over the final name, so a crash, a full disk or Ctrl-C never leaves a partial
-file under the final name. ``remove_stale_temps`` cleans the temporaries of
-processes that were killed before they could do it themselves.
+Writing goes through ``atomic.atomic_file``, so a crash, a full disk or Ctrl-C
+never leaves a partial file under the final name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import re
-import secrets
 import stat
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
+
+from .atomic import atomic_file, atomic_write, remove_stale_temps
+from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
 
 #: Default pixel limit per page: an A3 page at 1200 DPI is 280 Mpx, A4 at 1200 DPI
 #: 140 Mpx, A4 at 600 DPI 35 Mpx. Raise it with ``max_pixels`` / ``--max-pixels``.
@@ -62,43 +63,15 @@ WRITE_EXTENSIONS = frozenset(_WRITE_FORMATS)
 
 Dpi = tuple[float, float]
 
-_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
-
-
-class ImageReadError(ValueError):
-    """A file could not be read as a page image.
-
-    ``path`` is the file, ``reason`` what is wrong with it; ``str(e)`` is
-    ``"PATH: REASON"``.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # keep both fields across processes (multiprocessing)
-        return (type(self), (self.path, self.reason))
-
-
-class ImageTooLargeError(ImageReadError):
-    """A page's header declares more pixels than the limit; nothing was decoded."""
 
 
 # -- reading ---------------------------------------------------------------------
 
 
-def _default_file_mode() -> int:
-    """0666 less the process umask: the mode ``open()`` would have given the file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _clean_dpi(dpi: object) -> Dpi | None:
     """Pillow's ``info["dpi"]`` as two positive floats, or None if absent or bogus."""
     try:
-        x, y = (float(v) for v in dpi)  # type: ignore[union-attr]
+        x, y = (float(v) for v in dpi)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         return None
     if not (np.isfinite(x) and np.isfinite(y) and x > 0 and y > 0):
@@ -255,57 +228,17 @@ def read_image(path: str | os.PathLike[str], *,
 # -- writing ---------------------------------------------------------------------
 
 
-def _temp_name(path: Path) -> Path:
-    """A fresh ``.NAME.PID.RANDOM.tmp`` beside ``path`` (not yet created).
-
-    The name is known before the file exists, so an interrupt (Ctrl-C, SIGTERM)
-    landing anywhere after the file is created, even before the call that
-    creates it returns, still finds it to delete. ``tempfile.mkstemp`` creates
-    and names it in one call, leaving a window where an interrupt leaks it."""
-    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-
-
-def _create_exclusive(tmp: Path) -> int:
-    return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-
-
-def _unlink_quietly(tmp: Path | str) -> None:
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Create ``path`` through a temporary file in its folder: ``write(f)`` fills
-    the file, which is flushed, fsynced, given ordinary permissions and renamed
-    over ``path``. On any error (or KeyboardInterrupt) the temporary is removed
-    and ``path`` is untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    try:
-        with os.fdopen(_create_exclusive(tmp), "w+b") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_file_mode())  # created 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
 def _format_for(path: Path) -> tuple[str, dict]:
     try:
         return _WRITE_FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(
+        raise ImageWriteError(
             f"{path}: cannot write images with extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(_WRITE_FORMATS))}"
         ) from None
 
 
-def _to_pil(img: np.ndarray):
+def _to_pil(img: np.ndarray) -> Any:
     """uint8 gray / BGR / BGRA numpy -> Pillow image (RGB order), or None if the
     array is of another kind (left to OpenCV)."""
     from PIL import Image
@@ -359,10 +292,9 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
         # 1000x800 page, 8% larger), a tenth of a page's time in a folder run.
         ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         if not ok:
-            raise ValueError(f"{p}: cannot encode a {img.dtype} array of shape "
-                             f"{img.shape} as PNG")
-        data = _png_with_dpi(buf.tobytes(), dpi)
-        _atomic_write(p, lambda f: f.write(data))
+            raise ImageWriteError(f"{p}: cannot encode a {img.dtype} array of shape "
+                                  f"{img.shape} as PNG")
+        atomic_write(p, _png_with_dpi(buf.tobytes(), dpi))
         return
     if pil is not None:
         def write(f: BinaryIO) -> None:
@@ -370,12 +302,12 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
     else:
         ok, buf = cv2.imencode(p.suffix.lower(), img)
         if not ok:
-            raise ValueError(f"{p}: cannot encode a {img.dtype} array of shape "
-                             f"{img.shape} as {p.suffix}")
+            raise ImageWriteError(f"{p}: cannot encode a {img.dtype} array of shape "
+                                  f"{img.shape} as {p.suffix}")
 
         def write(f: BinaryIO) -> None:
             f.write(buf.tobytes())
-    _atomic_write(p, write)
+    atomic_write(p, write)
 
 
 class TiffPagesWriter:
@@ -384,71 +316,45 @@ class TiffPagesWriter:
     ``with TiffPagesWriter(path) as w: w.add(page, dpi=...)`` appends each page
     (uint8 arrays as for ``write_image``) to a temporary file as it comes, so
     only one page is in memory; the file appears under ``path`` when the block
-    ends without error, and never otherwise.
+    ends without error (``atomic.atomic_file``), and never otherwise.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         fmt, self._options = _format_for(self.path)
         if fmt != "TIFF":
-            raise ValueError(f"{self.path}: several pages can only be written to a "
-                             ".tif/.tiff file")
-        self._tmp = ""
-        self._file: BinaryIO | None = None
-        self._writer = None
+            raise ImageWriteError(f"{self.path}: several pages can only be written to a "
+                                  ".tif/.tiff file")
+        self._stack = contextlib.ExitStack()
+        self._writer: Any = None
         self.count = 0
 
     def add(self, img: np.ndarray, *, dpi: Dpi | None = None) -> None:
         pil = _to_pil(img)
         if pil is None:
-            raise ValueError(f"{self.path}: multi-page TIFF pages must be uint8 gray, "
-                             f"BGR or BGRA, got {img.dtype} {img.shape}")
+            raise ImageWriteError(f"{self.path}: multi-page TIFF pages must be uint8 gray, "
+                                  f"BGR or BGRA, got {img.dtype} {img.shape}")
         assert self._writer is not None, "use TiffPagesWriter as a context manager"
         pil.save(self._writer, format="TIFF", **_save_kwargs(self._options, dpi))
         self._writer.newFrame()
         self.count += 1
 
-    def __enter__(self) -> "TiffPagesWriter":
+    def __enter__(self) -> TiffPagesWriter:
         from PIL import TiffImagePlugin
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(self.path)
-        self._tmp = str(tmp)
-        try:
-            self._file = os.fdopen(_create_exclusive(tmp), "w+b")
-            self._writer = TiffImagePlugin.AppendingTiffWriter(self._file)
-            self._writer.__enter__()
-        except BaseException:
-            self._abort()
-            raise
+        with self._stack as stack:  # undone at once if opening fails
+            f = stack.enter_context(atomic_file(self.path))
+            self._writer = stack.enter_context(TiffImagePlugin.AppendingTiffWriter(f))
+            self._stack = stack.pop_all()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self.count == 0:
-            self._abort()
-            if exc_type is None:
-                raise ValueError(f"{self.path}: no pages were added")
-            return
-        try:
-            assert self._writer is not None and self._file is not None
-            self._writer.__exit__(None, None, None)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.chmod(self._tmp, _default_file_mode())
-            os.replace(self._tmp, self.path)
-        except BaseException:
-            self._abort()
-            raise
-
-    def _abort(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass
-        if self._tmp:
-            _unlink_quietly(self._tmp)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None and self.count == 0:
+            err = ImageWriteError(f"{self.path}: no pages were added")
+            self._stack.__exit__(ImageWriteError, err, None)  # removes the temporary
+            raise err
+        self._stack.__exit__(exc_type, exc, tb)
 
 
 def write_pages(path: str | os.PathLike[str], pages: Sequence[np.ndarray], *,
@@ -462,43 +368,10 @@ def write_pages(path: str | os.PathLike[str], pages: Sequence[np.ndarray], *,
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` as UTF-8 to ``path`` atomically (same rules as images)."""
-    data = text.encode("utf-8")
-    _atomic_write(Path(path), lambda f: f.write(data))
+    atomic_write(path, text.encode("utf-8"))
 
 
-def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files this module left in ``folder`` when its process
-    was killed (SIGKILL, power loss) between creating and renaming them.
-
-    Only names of the form ``.NAME.PID.RANDOM.tmp`` whose PID is not a running
-    process are removed, so another run writing into the same folder keeps its
-    files. Returns the paths removed.
-    """
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP_RE.match(entry.name)
-        if not m or not entry.is_file(follow_symlinks=False):
-            continue
-        pid = int(m.group(1))
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        try:
-            os.unlink(entry.path)
-            removed.append(Path(entry.path))
-        except OSError:
-            pass
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+__all__ = ["DEFAULT_MAX_PIXELS", "INPUT_EXTENSIONS", "READ_FORMATS", "WRITE_EXTENSIONS",
+           "ImageReadError", "ImageTooLargeError", "SourceImage", "TiffPagesWriter",
+           "open_image", "read_image", "remove_stale_temps", "write_image", "write_pages",
+           "write_text"]

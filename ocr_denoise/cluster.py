@@ -1,16 +1,16 @@
-"""Denoise many files on a Dask cluster: ``ocr-denoise scans/ -o clean/ --scheduler ADDR``.
+"""Run a folder job on a Dask cluster: ``ocr-denoise scans/ -o clean/ --scheduler ADDR``.
 
 Needs the ``dask`` extra (``pip install 'ocr-denoise[dask]'``: ``dask.distributed``)
 and a filesystem the client and every worker see at the same paths (NFS, a
 cluster file system, one machine): workers read the inputs and write the
 outputs themselves, so pages never travel through the scheduler.
 
-It is ``batch.denoise_folder`` with Dask workers instead of local processes, and
-shares its parts: ``batch.plan`` turns inputs into (input, output) tasks,
-``batch.process_file`` denoises one file into atomic writes (temporary name,
-then rename) and returns its ``FileResult``, and the run ends in the same
-``BatchReport``. Existing outputs are skipped, so the same command resumes an
-interrupted run.
+``DaskExecutor`` is an executor (``ocr_denoise.executors``) like the local ones:
+``denoise_folder(src, dst, scheduler=ADDR)`` plans the same tasks, each worker
+runs the same ``work.process_file`` (atomic writes: temporary name, then
+rename) and the run ends in the same ``BatchReport``, byte for byte the same
+outputs. Existing outputs are skipped, so the same command resumes an
+interrupted run. ``distributed`` is imported only when a ``DaskExecutor`` starts.
 
 Sessions: each worker process builds one onnxruntime session, on its first
 file, through ``api.get_denoiser`` (cached per process, built under a lock, so
@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence, Union
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Union
 
-from . import batch
-from . import io as imgio
-from .batch import BatchReport, FileOptions, FileResult, PathLike, Task
+from .errors import MissingDependencyError, SettingsTypeError
+from .executors import Executor
+from .plan import Task
+from .report import FileResult, OnResult
 from .session import Denoiser
+from .work import RunOptions, check_ocr, process_file
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -54,14 +55,14 @@ THREADS_PER_SESSION = 1
 # -- on the workers ----------------------------------------------------------------
 
 
-def _denoiser(opts: FileOptions) -> Denoiser:
-    """This worker process's session for ``opts`` (built on first use)."""
+def _denoiser(options: RunOptions) -> Denoiser:
+    """This worker process's session for ``options`` (built on first use)."""
     from .api import get_denoiser
 
-    return get_denoiser(opts.model, device=opts.device, threads=opts.threads)
+    return get_denoiser(options.model, device=options.device, threads=THREADS_PER_SESSION)
 
 
-def _check_worker(opts: FileOptions) -> tuple[type[BaseException], str] | None:
+def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None:
     """Run on one worker before the files: build its session (so a bad model or
     device fails the run once, clearly) and, with ``ocr``, find tesseract.
 
@@ -70,22 +71,22 @@ def _check_worker(opts: FileOptions) -> tuple[type[BaseException], str] | None:
     and a ``FileNotFoundError``) and would hand the client a bare ``Exception``.
     """
     try:
-        _denoiser(opts)
-        if opts.ocr:
-            batch._check_ocr()
+        _denoiser(options)
+        if options.ocr:
+            check_ocr()
     except Exception as e:
         return type(e), str(e)
     return None
 
 
-def _work(task: Task, opts: FileOptions) -> FileResult:
+def _work(task: Task, options: RunOptions) -> FileResult:
     """Denoise one file on a worker; never raises for a problem with the file,
     nor for a session this worker cannot build (a failed ``FileResult`` each)."""
     try:
-        denoiser = _denoiser(opts)
+        denoiser = _denoiser(options)
     except Exception as e:
         return FileResult(task.src, "failed", task.dst, reason=f"{type(e).__name__}: {e}")
-    return batch.process_file(task, denoiser, opts)
+    return process_file(task, denoiser, options)
 
 
 def _raise(error: tuple[type[BaseException], str]) -> None:
@@ -102,19 +103,19 @@ def _raise(error: tuple[type[BaseException], str]) -> None:
 
 
 @contextlib.contextmanager
-def _connect(scheduler: Union[str, "Client"]) -> Iterator["Client"]:
+def _connect(scheduler: Union[str, Client]) -> Iterator[Client]:
     """A ``Client`` for ``scheduler``: an address (connected here, closed after)
     or a ``Client`` the caller owns (used as is)."""
     try:
         from distributed import Client
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("running on a Dask cluster needs the 'dask' extra: "
-                           "pip install 'ocr-denoise[dask]'") from e
+        raise MissingDependencyError("running on a Dask cluster needs the 'dask' extra: "
+                                     "pip install 'ocr-denoise[dask]'") from e
     if isinstance(scheduler, Client):
         yield scheduler
         return
     if not isinstance(scheduler, str):
-        raise TypeError(f"scheduler must be an address such as 'tcp://host:8786' or a "
+        raise SettingsTypeError(f"scheduler must be an address such as 'tcp://host:8786' or a "
                         f"distributed.Client, got {type(scheduler).__name__}")
     client = Client(scheduler, set_as_default=False)
     try:
@@ -134,70 +135,56 @@ def _failure(task: Task, exc: BaseException) -> FileResult:
     return FileResult(task.src, "failed", task.dst, reason=reason)
 
 
-def denoise_files(
-    tasks: Sequence[Task] | Sequence[tuple[PathLike, PathLike]],
-    *,
-    scheduler: Union[str, "Client"],
-    early: Sequence[FileResult] = (),
-    overwrite: bool = False,
-    device: str = "auto",
-    model: PathLike | None = None,
-    ocr: bool = False,
-    ocr_lang: str = "eng",
-    max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
-    progress: bool = False,
-    in_flight: int | None = None,
-) -> BatchReport:
-    """Denoise (input, output) pairs on the cluster at ``scheduler``.
+class DaskExecutor(Executor):
+    """The files of a run spread over the workers of a Dask cluster.
 
-    ``tasks``: ``batch.Task``s, or pairs whose output names are used as given.
-    ``early``: failures found while planning, reported as they are.
-    ``in_flight``: most files submitted at once (default: 4 per worker thread,
-    at least 64), so a million files do not sit in the scheduler's memory.
-    Other options as for ``batch.denoise_folder``. ``model`` must be a path
-    the workers can read. Returns a ``BatchReport`` (``jobs`` is the number
-    of worker threads); raises only for problems with the whole run.
+    ``scheduler``: an address such as ``"tcp://10.0.0.5:8786"`` (connected when
+    the run starts, closed after) or a ``distributed.Client`` the caller owns
+    (used as is). ``in_flight``: most files submitted at once (default: 4 per
+    worker thread, at least 64), so a million files do not sit in the
+    scheduler's memory. ``jobs`` is the cluster's number of worker threads.
+    Paths (inputs, outputs, ``RunOptions.model``) must mean the same on the
+    client and on every worker.
     """
-    t0 = time.perf_counter()
-    items = [t if isinstance(t, Task) else Task(Path(t[0]), Path(t[1]), fixed_name=True)
-             for t in tasks]
-    items, early_failures = batch._check_tasks(items, list(early))
-    todo, skipped = batch.split_skipped(items, overwrite=overwrite, ocr=ocr)
-    opts = FileOptions(str(model) if model is not None else None, device,
-                       THREADS_PER_SESSION, overwrite, ocr, ocr_lang, max_pixels)
-    with _connect(scheduler) as client:
-        threads = sum(client.nthreads().values()) or 1
-        report = BatchReport(jobs=threads, threads=THREADS_PER_SESSION)
-        for r in early_failures + skipped:
-            report.add(r)
-        if todo:
-            error = client.submit(_check_worker, opts, pure=False).result()
+
+    def __init__(self, scheduler: Union[str, Client], *, in_flight: int | None = None) -> None:
+        self.scheduler = scheduler
+        self.in_flight = in_flight
+        self.threads = THREADS_PER_SESSION
+        self._stack = contextlib.ExitStack()
+        self._client: Client | None = None
+
+    def start(self, options: RunOptions, files: int) -> None:
+        self._client = client = self._stack.enter_context(_connect(self.scheduler))
+        self.jobs = sum(client.nthreads().values()) or 1
+        if files:
+            error = client.submit(_check_worker, options, pure=False).result()
             if error is not None:
                 _raise(error)
-        out_dirs = batch.prepare_output_folders(todo)
-        if todo:
-            logger.info("%d file(s) to do, %d skipped; %d worker thread(s)",
-                        len(todo), len(skipped), threads)
-        on_result, close = batch.result_sink(report, progress=progress, total=len(todo))
-        window = in_flight or max(64, 4 * threads)
-        try:
-            left, interrupted = _submit_all(client, todo, opts, window, on_result)
-        finally:
-            close()
-            for folder in out_dirs:  # what killed workers left half-written
-                imgio.remove_stale_temps(folder)
-    return batch.finish_report(report, left, interrupted, t0)
+
+    def run(self, todo: list[Task], options: RunOptions,
+            on_result: OnResult) -> tuple[list[Task], bool]:
+        assert self._client is not None, "start() first"
+        window = self.in_flight or max(64, 4 * self.jobs)
+        return _submit_all(self._client, todo, options, window, on_result)
+
+    def close(self) -> None:
+        self._client = None
+        self._stack.close()
+
+    def describe(self) -> str:
+        return f"{self.jobs} Dask worker thread(s)"
 
 
-def _submit_all(client: "Client", todo: list[Task], opts: FileOptions, window: int,
-                on_result) -> tuple[list[Task], bool]:
+def _submit_all(client: Client, todo: list[Task], options: RunOptions, window: int,
+                on_result: OnResult) -> tuple[list[Task], bool]:
     """Run ``todo`` on the cluster, reporting each result through ``on_result``;
     returns (tasks not started, interrupted).
 
     Dask blames a dead worker on every task queued on it, not only the one it
     was running, so an innocent file can share a crashing file's ``KilledWorker``.
     Files that end so are retried one at a time afterwards (nothing else queued
-    beside them, as ``batch`` does), and only a file that kills workers on its
+    beside them, as ``executors.ProcessExecutor`` does), and only a file that kills workers on its
     own is reported failed.
     """
     from distributed import KilledWorker
@@ -215,14 +202,14 @@ def _submit_all(client: "Client", todo: list[Task], opts: FileOptions, window: i
     def last_pass(t: Task, r: FileResult | BaseException) -> None:
         on_result(r if isinstance(r, FileResult) else _failure(t, r))
 
-    left, interrupted = _run_window(client, todo, opts, window, first_pass)
+    left, interrupted = _run_window(client, todo, options, window, first_pass)
     if interrupted or not killed:
         return left, interrupted
-    return _run_window(client, sorted(killed, key=lambda t: str(t.src)), opts, 1, last_pass)
+    return _run_window(client, sorted(killed, key=lambda t: str(t.src)), options, 1, last_pass)
 
 
-def _run_window(client: "Client", todo: list[Task], opts: FileOptions, window: int,
-                handle) -> tuple[list[Task], bool]:
+def _run_window(client: Client, todo: list[Task], options: RunOptions, window: int,
+                handle: Callable[[Task, Any], None]) -> tuple[list[Task], bool]:
     """Keep up to ``window`` files submitted until all are done; ``handle(task,
     FileResult or the exception)`` gets each outcome. Returns (tasks not
     started, interrupted)."""
@@ -233,7 +220,7 @@ def _run_window(client: "Client", todo: list[Task], opts: FileOptions, window: i
 
     def submit() -> object:
         t = pending.pop()
-        f = client.submit(_work, t, opts, key=f"denoise-{t.src.name}-{uuid.uuid4().hex}")
+        f = client.submit(_work, t, options, key=f"denoise-{t.src.name}-{uuid.uuid4().hex}")
         running[f] = t
         return f
 
@@ -254,37 +241,3 @@ def _run_window(client: "Client", todo: list[Task], opts: FileOptions, window: i
         client.cancel(list(running))
         return sorted(list(running.values()) + pending, key=lambda t: str(t.src)), True
     return [], False
-
-
-def denoise_folder(
-    src: PathLike | Sequence[PathLike],
-    dst: PathLike,
-    *,
-    scheduler: Union[str, "Client"],
-    recursive: bool = False,
-    suffix: str = "",
-    format: str = "png",
-    overwrite: bool = False,
-    device: str = "auto",
-    model: PathLike | None = None,
-    ocr: bool = False,
-    ocr_lang: str = "eng",
-    max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
-    progress: bool = False,
-) -> BatchReport:
-    """``batch.denoise_folder`` on a Dask cluster: the same inputs, outputs
-    (byte for byte), skipping and report, with the files spread over the
-    workers of ``scheduler`` (an address such as ``"tcp://10.0.0.5:8786"``, or
-    a ``distributed.Client``) instead of local processes.
-
-    Paths must mean the same on the client and on every worker.
-    """
-    t0 = time.perf_counter()
-    tasks, failures = batch.plan(src, dst, recursive=recursive, suffix=suffix, format=format)
-    if not tasks and not failures:
-        logger.warning("no image files found in %s", src)
-    report = denoise_files(tasks, scheduler=scheduler, early=failures, overwrite=overwrite,
-                           device=device, model=model, ocr=ocr, ocr_lang=ocr_lang,
-                           max_pixels=max_pixels, progress=progress)
-    report.seconds = time.perf_counter() - t0
-    return report

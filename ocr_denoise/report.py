@@ -1,0 +1,143 @@
+"""What a folder run did: one ``FileResult`` per input, gathered in a ``BatchReport``.
+
+``result_sink`` is where every result arrives, whichever executor produced it:
+it adds the result to the report, logs it and advances the progress bar.
+``finish_report`` records what an interrupted run did not start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["done", "skipped", "failed"]
+#: Receives each file's result as it is known.
+OnResult = Callable[["FileResult"], None]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one input file."""
+
+    src: Path
+    status: Status
+    dst: Path | None = None
+    pages: int = 0  # pages denoised (a multi-page TIFF counts each page)
+    reason: str = ""  # why it failed, or a note on what was done
+    text: Path | None = None  # the OCR text file written, with ``ocr=True``
+
+
+@dataclass
+class BatchReport:
+    """Everything a run did. ``ok`` is True when nothing failed and nothing was left
+    undone; the CLI's exit status is 0 exactly then."""
+
+    done: list[FileResult] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)
+    failed: list[FileResult] = field(default_factory=list)
+    #: Inputs not processed because the run was interrupted (Ctrl-C, SIGTERM).
+    not_started: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+    jobs: int = 1
+    #: onnxruntime intra-op threads per worker (None: onnxruntime's default, all cores).
+    threads: int | None = None
+
+    @property
+    def pages(self) -> int:
+        """Pages denoised in this run."""
+        return sum(r.pages for r in self.done)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, r: FileResult) -> None:
+        {"done": self.done, "skipped": self.skipped, "failed": self.failed}[r.status].append(r)
+
+    def summary(self) -> str:
+        """Human-readable summary: counts, speed, then one line per failure."""
+        lines = [
+            f"{len(self.done)} done ({self.pages} page{'s' if self.pages != 1 else ''}), "
+            f"{len(self.skipped)} skipped "
+            f"(output already there), {len(self.failed)} failed, in {self.seconds:.1f} s "
+            f"({self.pages_per_second:.2f} pages/s, {self.jobs} job"
+            f"{'s' if self.jobs != 1 else ''})"
+        ]
+        if self.failed:
+            lines.append("failed:")
+            lines += [f"  {r.src}: {r.reason}" for r in self.failed]
+        if self.interrupted:
+            lines.append(
+                f"interrupted: {len(self.not_started)} file(s) not started; run the same "
+                "command again to finish (existing outputs are skipped)"
+            )
+        return "\n".join(lines)
+
+
+def result_sink(report: BatchReport, *, progress: bool,
+                total: int) -> tuple[OnResult, Callable[[], None]]:
+    """``(on_result, close)``: ``on_result(r)`` adds ``r`` to ``report``, logs it
+    and advances the progress bar (a tqdm bar on stderr over ``total`` pages
+    when ``progress``); ``close()`` closes the bar."""
+    bar = None
+    if progress and total:
+        from tqdm import tqdm
+
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            width = 0
+        # A terminal that reports no size (0 x 0, e.g. a fresh pty) would get no
+        # bar at all from tqdm: give it 100 x 20 instead.
+        sized = width > 0
+        bar = tqdm(total=total, unit="page", file=sys.stderr, smoothing=0.1,
+                   desc="ocr-denoise", dynamic_ncols=sized,
+                   # always pages/s (tqdm would switch to s/page below 1 page/s)
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
+                   "{rate_noinv_fmt}{postfix}]",
+                   ncols=None if sized else 100, nrows=None if sized else 20)
+
+    def on_result(r: FileResult) -> None:
+        report.add(r)
+        if r.status == "failed":
+            logger.warning("failed: %s: %s", r.src, r.reason)
+        else:
+            logger.info("%s: %s -> %s%s", r.status, r.src, r.dst,
+                        f" ({r.pages} pages)" if r.pages > 1 else "")
+        if bar is not None:
+            if r.pages > 1:
+                bar.total += r.pages - 1
+            bar.update(max(r.pages, 1))
+            if report.failed:
+                bar.set_postfix_str(f"{len(report.failed)} failed", refresh=False)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return on_result, close
+
+
+def finish_report(report: BatchReport, not_started: list[Path], interrupted: bool,
+                  t0: float) -> BatchReport:
+    """Record the inputs not started, sort every list by input, stamp the time
+    (``t0``: when the run began, from ``time.perf_counter()``)."""
+    report.not_started = sorted(not_started)
+    report.interrupted = interrupted
+    for lst in (report.done, report.skipped, report.failed):
+        lst.sort(key=lambda r: str(r.src))
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,160 @@
+"""What a folder run does with one file: ``process_file(task, denoiser, options)``.
+
+It reads the input (``images``), denoises each page through the page pipeline
+(``pipeline``, with the DPI the file records), writes the output atomically
+(``images`` / ``atomic``) and, with ``ocr``, tesseract's text beside it. It
+never raises for a problem with the file: the problem becomes a failed
+``FileResult`` with its reason, so one bad file never stops the others.
+
+``RunOptions`` are the settings every file of a run shares; small, frozen and
+picklable, they travel to worker processes and Dask workers instead of a session.
+How files are spread over processes or machines is the executors' business
+(``executors``, ``cluster``), not this module's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from . import images, pipeline
+from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
+from .plan import Task, same_file, text_path
+from .report import FileResult
+from .session import Denoiser
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The settings of a folder run, shared by every file.
+
+    ``model``: ONNX model path (None: the shipped one); workers must be able to
+    read it. ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``. ``overwrite``:
+    redo outputs that exist (default: skip them, which resumes a run).
+    ``ocr`` / ``ocr_lang``: also write tesseract's text (``.txt``, pages
+    separated by form feeds). ``max_pixels``: refuse pages whose header
+    declares more pixels (None: no limit). ``rescale``: denoise pages above
+    600 DPI at 300 DPI, as ``denoise_page`` does (``ocr_denoise.rescale``).
+    """
+
+    model: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    ocr: bool = False
+    ocr_lang: str = "eng"
+    max_pixels: int | None = images.DEFAULT_MAX_PIXELS
+    rescale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            if not isinstance(self.model, (str, os.PathLike)):
+                raise SettingsTypeError(f"model must be a path or None, got "
+                                        f"{type(self.model).__name__}")
+            object.__setattr__(self, "model", os.fspath(self.model))
+        if not isinstance(self.device, str):
+            raise SettingsTypeError(f"device must be 'auto', 'cpu' or 'cuda', got "
+                                    f"{self.device!r}")
+
+    @classmethod
+    def of(cls, options: RunOptions | None = None, **settings: Any) -> RunOptions:
+        """``options`` (default: all defaults) with ``settings`` replaced; an
+        unknown setting name is a ``SettingsTypeError`` naming the known ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise SettingsTypeError(f"unknown run setting(s) {', '.join(unknown)}; "
+                                    f"expected {', '.join(sorted(names))}")
+        if options is not None and not isinstance(options, RunOptions):
+            raise SettingsTypeError(f"options must be RunOptions, got {type(options).__name__}")
+        return dataclasses.replace(options or cls(), **settings)
+
+
+def check_ocr() -> None:
+    """``MissingDependencyError`` unless pytesseract and the tesseract program
+    are there: checked once per run, not discovered on every file."""
+    try:
+        import pytesseract
+
+        pytesseract.get_tesseract_version()
+    except ImportError as e:
+        raise MissingDependencyError(
+            "--ocr needs pytesseract: pip install 'ocr-denoise[ocr]'") from e
+    except Exception as e:
+        raise MissingDependencyError(f"--ocr needs the tesseract program (Debian: apt install "
+                                     f"tesseract-ocr): {e}") from e
+
+
+def _ocr(page: np.ndarray, options: RunOptions) -> str:
+    from .ocr import tesseract_text
+
+    return tesseract_text(page, lang=options.ocr_lang)
+
+
+def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
+             options: RunOptions) -> np.ndarray:
+    dpi = src.dpi[index] if options.rescale else None
+    return pipeline.denoise(denoiser, src.read(index), dpi)
+
+
+def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileResult:
+    """Denoise one file into ``task.dst`` (and its text with ``options.ocr``).
+
+    Outputs are H x W uint8 grey pages with the input's DPI; a multi-page TIFF
+    becomes a multi-page TIFF (``.tif``) whatever the output format, since PNG
+    and JPEG hold one page. Never raises for a problem with the file: returns
+    a failed ``FileResult`` with the reason instead. KeyboardInterrupt passes
+    through (nothing partial is left: writes are atomic).
+    """
+    try:
+        src = images.open_image(task.src, max_pixels=options.max_pixels)
+        dst = task.dst
+        if src.pages > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
+            if task.fixed_name:
+                return FileResult(task.src, "failed", dst, reason=(
+                    f"has {src.pages} pages and only a TIFF holds several; name the "
+                    "output .tif"))
+            dst = dst.with_suffix(".tif")
+        text = text_path(dst) if options.ocr else None
+        if dst.exists() and not options.overwrite:
+            if text is None or text.exists():
+                return FileResult(task.src, "skipped", dst)
+            # An earlier run wrote the image but not its text: OCR that image.
+            texts = [_ocr(p, options) for p in images.open_image(dst, max_pixels=None)]
+            images.write_text(text, "\f".join(texts))
+            return FileResult(task.src, "done", dst, 0, "text only: image already there",
+                              text)
+        if same_file(task.src, dst):
+            return FileResult(task.src, "failed", dst,
+                              reason=f"output {dst} would overwrite the input")
+        texts = []
+        if src.pages == 1:
+            page = _denoise(denoiser, src, 0, options)
+            images.write_image(dst, page, dpi=src.dpi[0])
+            if text is not None:
+                texts.append(_ocr(page, options))
+        else:
+            with images.TiffPagesWriter(dst) as w:
+                for i in range(src.pages):
+                    page = _denoise(denoiser, src, i, options)
+                    w.add(page, dpi=src.dpi[i])
+                    if text is not None:
+                        texts.append(_ocr(page, options))
+        if text is not None:
+            images.write_text(text, "\f".join(texts))  # form feed between pages, as tesseract
+        return FileResult(task.src, "done", dst, src.pages, text=text)
+    except ImageReadError as e:
+        return FileResult(task.src, "failed", task.dst, reason=e.reason)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        return FileResult(task.src, "failed", task.dst,
+                          reason=f"{type(e).__name__}: {e.strerror or e}{where}")
+    except Exception as e:  # one bad file must not stop the others
+        logger.debug("failure on %s", task.src, exc_info=True)
+        return FileResult(task.src, "failed", task.dst, reason=f"{type(e).__name__}: {e}")
