@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from .atomic import remove_stale_temps
+from .errors import SettingsError
 from .executors import Executor, ProcessExecutor
 from .plan import (
     PathLike,
@@ -120,6 +121,9 @@ def _executor(executor: Executor | None, jobs: int,
               scheduler: Union[str, Client, None]) -> Executor:
     """The executor a call asked for: given, a Dask cluster, or local processes."""
     if executor is not None:
+        if scheduler is not None or jobs != 1:
+            raise SettingsError("pass executor= or jobs= / scheduler=, not both: the "
+                                "executor decides how files run")
         return executor
     if scheduler is not None:
         from .cluster import DaskExecutor  # the optional part, imported only when used

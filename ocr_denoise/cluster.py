@@ -224,7 +224,10 @@ def _run_window(client: Client, todo: list[Task], options: RunOptions, window: i
         running[f] = t
         return f
 
-    done_iter = as_completed([submit() for _ in range(min(window, len(pending)))])
+    # loop=: a Client made from an address is not the process's default client,
+    # and as_completed would otherwise look for one ("No clients found").
+    done_iter = as_completed([submit() for _ in range(min(window, len(pending)))],
+                             loop=client.loop)
     try:
         for f in done_iter:
             t = running.pop(f)

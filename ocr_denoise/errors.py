@@ -11,11 +11,11 @@ class                     raised when                            also a
 ========================  =====================================  ==============================
 ``PageError``             a page has an unusable shape, dtype    ``ValueError``
                           or values (NaN, floats outside [0, 1])
-``PageTypeError``         a page is not an array / image / path  ``PageError``, ``TypeError``
+``PageTypeError``         a page is not an array / image / path  ``TypeError``
                           or has an unsupported dtype
 ``SettingsError``         a setting is out of range              ``ValueError``
                           (``batch_size=0``, unknown device...)
-``SettingsTypeError``     a setting has the wrong type           ``SettingsError``, ``TypeError``
+``SettingsTypeError``     a setting has the wrong type           ``TypeError``
 ``ImageReadError``        an image file cannot be read           ``ValueError``
 ``ImageTooLargeError``    its header declares too many pixels    ``ImageReadError``
 ``ImageWriteError``       a page cannot be written as asked      ``ValueError``
@@ -44,15 +44,17 @@ class PageError(OcrDenoiseError, ValueError):
     """A page (array or image) has an unusable shape, dtype or values."""
 
 
-class PageTypeError(PageError, TypeError):
-    """A page is of a type or dtype ocr-denoise does not take."""
+class PageTypeError(OcrDenoiseError, TypeError):
+    """A page is of a type or dtype ocr-denoise does not take (a ``TypeError``,
+    not a ``ValueError``: an ``except ValueError`` meant for bad values does not
+    catch it)."""
 
 
 class SettingsError(OcrDenoiseError, ValueError):
     """A setting (batch size, overlap, device, output format, jobs...) is out of range."""
 
 
-class SettingsTypeError(SettingsError, TypeError):
+class SettingsTypeError(OcrDenoiseError, TypeError):
     """A setting has the wrong type."""
 
 
@@ -68,9 +70,9 @@ class ImageReadError(OcrDenoiseError, ValueError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
-        # keep both fields across processes (multiprocessing, Dask)
-        return (type(self), (self.path, self.reason))
+    def __reduce__(self) -> tuple[type, tuple[Path, str], dict]:
+        # keep both fields (and any notes) across processes (multiprocessing, Dask)
+        return (type(self), (self.path, self.reason), self.__dict__)
 
 
 class ImageTooLargeError(ImageReadError):

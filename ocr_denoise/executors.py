@@ -28,6 +28,7 @@ import concurrent.futures as cf
 import logging
 import logging.handlers
 import multiprocessing
+import numbers
 import os
 import signal
 import threading
@@ -54,7 +55,8 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def start(self, options: RunOptions, files: int) -> None:
-        """Prepare to process ``files`` files (0: nothing will run; check nothing)."""
+        """Prepare to process ``files`` files (0: nothing will run, so nothing
+        per-file needs checking; ``jobs`` is still set)."""
 
     @abc.abstractmethod
     def run(self, todo: list[Task], options: RunOptions,
@@ -108,11 +110,11 @@ class ProcessExecutor(Executor):
     this process instead (no worker to start)."""
 
     def __init__(self, jobs: int) -> None:
-        if isinstance(jobs, bool) or not isinstance(jobs, int):
+        if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral):
             raise SettingsTypeError(f"jobs must be an int >= 1, got {jobs!r}")
         if jobs < 1:
             raise SettingsError(f"jobs must be >= 1, got {jobs}")
-        self.max_jobs = jobs
+        self.max_jobs: int = int(jobs)
         self._here: SerialExecutor | None = None
 
     def start(self, options: RunOptions, files: int) -> None:

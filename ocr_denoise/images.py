@@ -372,6 +372,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "INPUT_EXTENSIONS", "READ_FORMATS", "WRITE_EXTENSIONS",
-           "ImageReadError", "ImageTooLargeError", "SourceImage", "TiffPagesWriter",
+           "ImageReadError", "ImageTooLargeError", "ImageWriteError", "SourceImage",
+           "TiffPagesWriter",
            "open_image", "read_image", "remove_stale_temps", "write_image", "write_pages",
            "write_text"]

@@ -140,6 +140,25 @@ def test_cli_scheduler_switch_runs_the_folder_on_the_cluster(client, tmp_path, r
     assert files(tmp_path / "out") == files(tmp_path / "local")
 
 
+def test_cli_scheduler_address_works_in_a_process_with_no_client_of_its_own(client, tmp_path,
+                                                                           rng):
+    """The command line connects by address; this test process's Client (the
+    default one here) must not be what makes it work."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    r = subprocess.run([sys.executable, "-m", "ocr_denoise.cli", str(src), "-o",
+                        str(tmp_path / "out"), "-r", "--device", "cpu", "--scheduler",
+                        client.scheduler.address], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr  # the two bad files
+    assert "5 done (6 pages), 0 skipped (output already there), 2 failed" in r.stderr
+    denoise_folder(src, tmp_path / "local", recursive=True, device="cpu")
+    assert files(tmp_path / "out") == files(tmp_path / "local")
+
+
 def test_file_that_kills_every_worker_trying_it_fails_alone(tmp_path, make_page_folder):
     """A page too big for the workers' memory limit: the nanny kills the worker,
     Dask retries the file on a fresh one, and after ``allowed-failures`` deaths the
