@@ -44,3 +44,33 @@ CLEANERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "median+otsu": median_otsu,
     "nlmeans": nl_means,
 }
+
+
+#: What OCRmyPDF's ``--clean`` passes to unpaper (ocrmypdf/_exec/unpaper.py,
+#: OCRmyPDF 16-17): no layout detection, no filters, no deskew, no re-centring.
+UNPAPER_ARGS = ["--layout", "none", "--mask-scan-size", "100", "--no-border-align",
+                "--no-mask-center", "--no-grayfilter", "--no-blackfilter", "--no-deskew"]
+
+
+def unpaper(img: np.ndarray, dpi: float = 300.0) -> np.ndarray:
+    """The page through the real unpaper program (Debian package ``unpaper``) with
+    the arguments OCRmyPDF's ``--clean`` uses, at ``dpi``."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.pgm", Path(tmp) / "out.pgm"
+        cv2.imwrite(str(src), img)
+        subprocess.run(["unpaper", "-q", "--dpi", str(round(dpi, 6)), *UNPAPER_ARGS,
+                        str(src), str(dst)], check=True, capture_output=True, cwd=tmp)
+        out = cv2.imread(str(dst), cv2.IMREAD_GRAYSCALE)
+    if out is None or out.shape != img.shape:
+        raise RuntimeError(f"unpaper returned {None if out is None else out.shape} for "
+                           f"a page of {img.shape}")
+    return out
+
+
+def cubic2x(img: np.ndarray) -> np.ndarray:
+    """A plain 2x bicubic enlargement (what OCRmyPDF's --oversample does for small text)."""
+    return cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_CUBIC)

@@ -32,6 +32,7 @@ stage 2 was). Choose on another seed's pages and report on the default ones.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -228,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"model changes: one tesseract run per page instead of eight")
     ap.add_argument("--workers", type=int, default=2, help="parallel tesseract processes")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--no-guard", action="store_true",
+                    help="the model on every page (denoise(..., guard=False)): the model's "
+                    "own figures, where the default shows what denoise_page does")
     args = ap.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in synth.DAMAGES]
@@ -242,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only or ["ocr", "noisyoffice", "dibco"]
     den = Denoiser(args.model, device="cpu", **({} if args.overlap is None else
                                                 {"overlap": args.overlap}))
-    print(f"model: {den.model_path}")
+    if args.no_guard:  # the model on every page (what it does where the guard stops it)
+        den.denoise = functools.partial(den.denoise, guard=False)  # type: ignore[method-assign]
+    print(f"model: {den.model_path}" + (" (no guard)" if args.no_guard else ""))
     out: dict = {}
     t0 = time.time()
     if "ocr" in parts:

@@ -7,6 +7,7 @@ On a generated 300-DPI US-letter page (2550 x 3300, text with noise) it measures
 in one process and one run (machines are noisy; compare within a run only):
   * ``denoise_page`` end to end: array in, array out, blending on, warm session;
   * OpenCV ``fastNlMeansDenoising(h=10, 7, 21)`` on the same page;
+  * ``denoise_page(..., guard=False)``: what the guard's measurements cost;
   * the machine's fp32 matrix-multiply rate (numpy, 4096^2 product);
   * the model's FLOPs per page (from the ONNX graph's Conv nodes),
 and prints pages/s, megapixels/s, the ratio to non-local means and the fraction of
@@ -147,10 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     den.denoise(page[:300, :300])  # warm the session
 
     # Interleaved, best of each: a busy spell of the machine then slows both alike.
-    t_model = t_nlm = float("inf")
+    t_model = t_nlm = t_bare = float("inf")
     for _ in range(args.repeat):
         t_model = min(t_model, best_of(lambda: den.denoise(page), 1))
+        t_bare = min(t_bare, best_of(lambda: den.denoise(page, guard=False), 1))
         t_nlm = min(t_nlm, best_of(lambda: cv2.fastNlMeansDenoising(page, None, 10, 7, 21), 1))
+    # The page must be one the guard lets the model clean, or the guard's cost is moot.
+    guarded = bool((den.denoise(page) == den.denoise(page, guard=False)).all())
     a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
     a @ a
     t_mm = best_of(lambda: a @ a, args.repeat)
@@ -165,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "providers": list(den.providers),
         "denoise_s": t_model, "pages_per_s": 1 / t_model, "mpx_per_s": mpx / t_model,
         "nlmeans_s": t_nlm, "speedup_vs_nlmeans": t_nlm / t_model,
+        "no_guard_s": t_bare, "guard_share": (t_model - t_bare) / t_model,
+        "guard_keeps_model": guarded,
         "matmul_gflops": mm_rate / 1e9, "model_gflop_per_page": f_page / 1e9,
         "patches_per_page": grid.count,
         "model_gflops_achieved": f_page / t_model / 1e9,
@@ -175,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"denoise_page      {t_model:7.3f} s   {1 / t_model:6.2f} pages/s   "
           f"{mpx / t_model:6.1f} Mpx/s")
     print(f"fastNlMeans       {t_nlm:7.3f} s   -> denoise_page is {t_nlm / t_model:.1f}x faster")
+    print(f"guard=False       {t_bare:7.3f} s   -> the guard is "
+          f"{100 * (t_model - t_bare) / t_model:.1f}% of denoise_page's time"
+          f"{'' if guarded else ' (WARNING: the guard left this page, so this is moot)'}")
     print(f"numpy fp32 matmul {mm_rate / 1e9:7.1f} GFLOP/s")
     print(f"model             {f_page / 1e9:7.1f} GFLOP/page ({grid.count} patches, "
           f"{f_patch / 784:.0f} FLOP/px/patch) -> {f_page / t_model / 1e9:.1f} GFLOP/s = "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Union, overload
+from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from . import pil, pipeline
 from .errors import PageError, SettingsError, SettingsTypeError
 from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
+from .pipeline import Upscale
+from .rescale import as_dpi
 from .session import Denoiser, Device, device_key
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
@@ -86,14 +88,16 @@ def get_denoiser(
 
 @overload
 def denoise_page(img: Image.Image, *, dpi: DpiLike | None = ..., rescale: bool = ...,
-                 max_pixels: int | None = ..., denoiser: Denoiser | None = ...,
+                 max_pixels: int | None = ..., guard: bool = ...,
+                 upscale: Upscale = ..., denoiser: Denoiser | None = ...,
                  model: str | os.PathLike[str] | None = ..., device: Device = ...,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...) -> Image.Image: ...
 @overload
 def denoise_page(img: np.ndarray | str | os.PathLike[str], *, dpi: DpiLike | None = ...,
-                 rescale: bool = ..., max_pixels: int | None = ...,
-                 denoiser: Denoiser | None = ..., model: str | os.PathLike[str] | None = ...,
+                 rescale: bool = ..., max_pixels: int | None = ..., guard: bool = ...,
+                 upscale: Upscale = ..., denoiser: Denoiser | None = ...,
+                 model: str | os.PathLike[str] | None = ...,
                  device: Device = ..., batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...) -> np.ndarray: ...
 
@@ -104,6 +108,8 @@ def denoise_page(
     dpi: DpiLike | None = None,
     rescale: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    guard: bool = True,
+    upscale: Upscale = None,
     denoiser: Denoiser | None = None,
     model: str | os.PathLike[str] | None = None,
     device: Device = "auto",
@@ -136,6 +142,18 @@ def denoise_page(
     denoised at 300 DPI and resampled back; pages are never enlarged. See
     ``ocr_denoise.rescale`` for the rule and the measurements behind it.
 
+    ``guard``: measure the page first (noise, text size) and leave it as it is
+    where the model was measured to make OCR worse: smooth (blurred, faded)
+    pages and text smaller than the model learnt (``ocr_denoise.guard``).
+    ``guard=False`` applies the model to every page.
+
+    ``upscale``: None (default: the page keeps its size), ``"auto"``, or an int
+    factor. ``"auto"`` measures the page's text (DPI is often missing or wrong)
+    and enlarges pages whose text is smaller than about 10 px 2x (bicubic)
+    before denoising: tesseract, like the model, reads such text badly (real
+    90-DPI forms read clearly better enlarged). The result is then the enlarged
+    page; a PIL image gets its DPI scaled to match.
+
     ``denoiser``: a ``Denoiser`` the caller keeps (its model and settings are
     used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap`` and
     ``threads`` are as for ``Denoiser``, and one is built per distinct set and
@@ -152,14 +170,25 @@ def denoise_page(
     if pil.is_pil_image(img):
         own = pil.image_dpi(img)  # type: ignore[arg-type]
         page = pil.to_array(img)  # type: ignore[arg-type]
-        return pil.to_image(pipeline.denoise(d, page, _dpi(dpi, own, rescale)), own)
+        out = pipeline.denoise(d, page, _dpi(dpi, own, rescale), guard=guard, upscale=upscale)
+        return pil.to_image(out, scaled_dpi(own, out.shape[1] / page.shape[1]))
     if isinstance(img, (str, os.PathLike)):
         src = open_image(img, max_pixels=max_pixels)
         if src.pages > 1:
             raise PageError(f"{src.path}: has {src.pages} pages; denoise_page takes one "
                             "(use denoise_folder, which writes multi-page TIFFs)")
-        return pipeline.denoise(d, src.read(0), _dpi(dpi, src.dpi[0], rescale))
-    return pipeline.denoise(d, img, _dpi(dpi, None, rescale))  # type: ignore[arg-type]
+        return pipeline.denoise(d, src.read(0), _dpi(dpi, src.dpi[0], rescale), guard=guard,
+                                upscale=upscale)
+    return pipeline.denoise(d, img, _dpi(dpi, None, rescale),  # type: ignore[arg-type]
+                            guard=guard, upscale=upscale)
+
+
+def scaled_dpi(dpi: Any, factor: float) -> Any:
+    """``dpi`` (one number or (x, y), or None) for a page enlarged ``factor`` times."""
+    if dpi is None or factor == 1:
+        return dpi
+    d = as_dpi(dpi)
+    return None if d is None else (d[0] * factor, d[1] * factor)
 
 
 def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,

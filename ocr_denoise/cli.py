@@ -49,6 +49,13 @@ def _pixel_count(s: str) -> int:
     return int(n)
 
 
+def _upscale(s: str) -> int | str | None:
+    if s in ("auto", "off"):
+        return None if s == "off" else s
+    n = _positive_int(s)
+    return None if n == 1 else n
+
+
 def _jobs(s: str) -> int | str:
     return "auto" if s == "auto" else _positive_int(s)
 
@@ -95,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA if available, else CPU; cuda fails if there is no GPU")
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    p.add_argument("--no-guard", dest="guard", action="store_false",
+                   help="apply the model to every page; by default pages it was measured "
+                   "to make worse (smooth pages, text smaller than it learnt) are left as "
+                   "they are")
+    p.add_argument("--upscale", type=_upscale, default=None, metavar="auto|N",
+                   help="auto: enlarge pages whose text is small (x-height under about 10 "
+                   "px, e.g. forms scanned at 75-150 DPI) 2x before denoising, and write "
+                   "them enlarged with their DPI scaled (tesseract reads them better); N: "
+                   "enlarge every page N times (default: off, pages keep their size)")
     p.add_argument("--ocr", action="store_true",
                    help="also run tesseract and write each page's text next to it (.txt); "
                    "needs the 'ocr' extra and tesseract")
@@ -158,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
     options = RunOptions(model=args.model, device=args.device, overwrite=args.overwrite,
-                         ocr=args.ocr, ocr_lang=args.lang, max_pixels=args.max_pixels)
+                         ocr=args.ocr, ocr_lang=args.lang, max_pixels=args.max_pixels,
+                         guard=args.guard, upscale=args.upscale)
     jobs = default_jobs() if args.jobs == "auto" else args.jobs  # unused with --scheduler
     single = _single_file(args)
     if single and (args.recursive or args.suffix or args.format != "png"):

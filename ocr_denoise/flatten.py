@@ -87,9 +87,8 @@ def measure(source: RowSource, height: int, width: int) -> PageLevels:
     return PageLevels(bg, 1.0 / max(ink, MIN_INK), height, width)
 
 
-def flatten_rows(rows: np.ndarray, y0: int, levels: PageLevels) -> np.ndarray:
-    """Rows y0..y0+len(rows) of a page (float32, [0, 1]) -> flattened float32 rows in [0, 1]."""
-    y1 = y0 + rows.shape[0]
+def background_rows(y0: int, y1: int, levels: PageLevels) -> np.ndarray:
+    """The measured background of page rows y0..y1, at full resolution (float32)."""
     hs, ws = levels.background.shape
     r0 = max(0, y0 // BLOCK - 1)
     r1 = min(hs, -(-y1 // BLOCK) + 1)
@@ -97,7 +96,12 @@ def flatten_rows(rows: np.ndarray, y0: int, levels: PageLevels) -> np.ndarray:
     # whole-page resize would (cv2 maps dst j to src (j + 0.5) / BLOCK - 0.5).
     up = cv2.resize(levels.background[r0:r1], (ws * BLOCK, (r1 - r0) * BLOCK),
                     interpolation=cv2.INTER_LINEAR)
-    bg = up[y0 - r0 * BLOCK : y1 - r0 * BLOCK, : levels.width]
+    return up[y0 - r0 * BLOCK : y1 - r0 * BLOCK, : levels.width]
+
+
+def flatten_rows(rows: np.ndarray, y0: int, levels: PageLevels) -> np.ndarray:
+    """Rows y0..y0+len(rows) of a page (float32, [0, 1]) -> flattened float32 rows in [0, 1]."""
+    bg = background_rows(y0, y0 + rows.shape[0], levels)
     dark = 1.0 - rows / bg
     return (1.0 - np.clip(dark * np.float32(levels.gain), 0.0, 1.0)).astype(np.float32)
 

@@ -21,6 +21,12 @@ command line work too):
     as for ``Denoiser``.
 ``--no-denoise-rescale``
     do not denoise pages above 600 DPI at 300 DPI (see ``ocr_denoise.rescale``).
+``--no-denoise-guard``
+    apply the model to every page (see ``ocr_denoise.guard``).
+``--denoise-upscale auto``
+    enlarge the OCR image 2x when its text is small (the visible page keeps its
+    size). OCRmyPDF's ``--oversample DPI`` rasterises pages at a higher DPI
+    before OCR; the text is then large and ``auto`` leaves it: use one or the other.
 
 Both image hooks are *wrappers* around OCRmyPDF's first-result hooks: the
 built-in Tesseract hook (which shrinks images beyond Tesseract's limits) and any
@@ -76,6 +82,8 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     rescale: bool = True
+    guard: bool = True
+    upscale: str | None = None
     jobs: int | None = None
 
     @classmethod
@@ -89,6 +97,8 @@ class Settings:
             model=os.fspath(model) if model is not None else None,
             device=str(getattr(options, "denoise_device", None) or "auto"),
             rescale=bool(getattr(options, "denoise_rescale", True)),
+            guard=bool(getattr(options, "denoise_guard", True)),
+            upscale=_upscale_setting(getattr(options, "denoise_upscale", None)),
             jobs=getattr(options, "jobs", None) or None,
         )
 
@@ -98,6 +108,10 @@ class Settings:
 
         cores = available_cores()
         return max(1, cores // max(1, min(self.jobs or cores, cores)))
+
+
+def _upscale_setting(value: Any) -> str | None:
+    return "auto" if value == "auto" else None
 
 
 @hookimpl
@@ -122,6 +136,15 @@ def add_options(parser: ArgumentParser) -> None:
                    help="ONNX model to denoise with (default: the one shipped).")
     g.add_argument("--denoise-device", choices=_DEVICES, default="auto",
                    help="auto: CUDA if available, else CPU; cuda fails without a GPU.")
+    g.add_argument("--denoise-guard", action=argparse.BooleanOptionalAction, default=True,
+                   help="Leave pages the model was measured to make worse (smooth pages, "
+                   "text smaller than it learnt) as they are (default: on; "
+                   "--no-denoise-guard applies the model to every page).")
+    g.add_argument("--denoise-upscale", choices=["off", "auto"], default="off",
+                   help="auto: enlarge the OCR image 2x (DPI scaled to match) when its text "
+                   "is small, before denoising; tesseract reads small text better enlarged. "
+                   "With --oversample, OCRmyPDF rasterises at the higher DPI first and auto "
+                   "then leaves the image as it is: use one or the other.")
     g.add_argument("--denoise-rescale", action=argparse.BooleanOptionalAction, default=True,
                    help="Denoise pages scanned above 600 DPI at 300 DPI, the scale the "
                    "model learnt, then resample back (default: on; --no-denoise-rescale "
@@ -178,16 +201,21 @@ def _keeps_page_images(options: Any) -> bool:
                     getattr(options, "remove_background", False)])
 
 
-def denoise_image(image: Any, settings: Settings) -> Any:
+def denoise_image(image: Any, settings: Settings, *, upscale: bool = False) -> Any:
     """Denoise a PIL image (any mode) with this worker's session.
 
     Returns a mode ``L`` image of the same size whose ``info['dpi']`` is the
     input's, marked as done (so a second registration of this plugin leaves it).
+    With ``upscale`` and ``--denoise-upscale auto``, a page of small text comes
+    back enlarged 2x with its DPI doubled, which OCRmyPDF allows for the OCR
+    image (the text layer is placed by the DPI).
     """
     from .api import denoise_page
 
     clean = denoise_page(image, model=settings.model, device=settings.device,
-                         rescale=settings.rescale, threads=settings.threads())
+                         rescale=settings.rescale, guard=settings.guard,
+                         upscale=settings.upscale if upscale else None,
+                         threads=settings.threads())
     clean.info[_MARK] = True
     return clean
 
@@ -201,7 +229,8 @@ def filter_ocr_image(page: Any, image: Any) -> Generator[None, Any, None]:
     ``--denoise`` the result of the other hooks (Tesseract's downsampling) is
     left exactly as it is. With it, that result (or ``image``, if no hook
     returned one) is replaced by the denoised mode ``L`` image of the same size
-    and DPI.
+    and DPI (with ``--denoise-upscale auto`` and small text: twice the size and
+    DPI).
     """
     outcome = yield
     settings = Settings.of(page.options)
@@ -212,7 +241,7 @@ def filter_ocr_image(page: Any, image: Any) -> Generator[None, Any, None]:
     if img.info.get(_MARK):
         return
     log.debug("page %s: denoising the %dx%d %s OCR image", _pageno(page), *img.size, img.mode)
-    outcome.force_result(denoise_image(img, settings))
+    outcome.force_result(denoise_image(img, settings, upscale=True))
 
 
 @hookimpl(hookwrapper=True)

@@ -10,14 +10,20 @@ The stages, in order, one function each:
 1. ``normalise``: check the page (shape, dtype, values) before any work.
 2. ``rescale``: a page scanned above 600 DPI is resampled to 300 DPI, the scale
    the model learnt (``ocr_denoise.rescale`` says why and what was measured).
+   With ``upscale`` (``enlargement``), a page of small text is enlarged instead,
+   and stays enlarged: the caller gets the bigger page and scales its DPI.
 3. ``gray_rows``: the page as float32 gray in [0, 1], white = 1, produced one
    band of rows at a time, so no page-sized float copy is ever held.
+   The guard (``ocr_denoise.guard``) measures the page's noise here: a smooth
+   page comes out as it came in, as 8-bit grey at its own size (``passthrough``).
 4. ``flatten``: when the model asks (metadata ``preprocess=flatten-v1``), the
    paper background is divided out and the ink stretched (``ocr_denoise.flatten``).
 5. ``context``: when the model reads the page around each patch (metadata
    ``context=quarter-v1``), a 4 x 4 block-mean map of the page (``ocr_denoise.context``).
 6. ``tile_infer_stitch``: overlapping P x P patches, denoised in batches by the
    ``Denoiser``'s session, blended back without seams (``ocr_denoise.tiling``).
+   The guard measures the output's text size: text smaller than the model
+   learnt (on a page that is not noisy) comes out as it came in, too.
 7. ``restore``: back to the page's own size, as uint8 (white paper = 255).
 
 Later per-page decisions (which model, whether and where to denoise) belong
@@ -26,18 +32,26 @@ here, between these stages.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Union
 
 import numpy as np
 
 from . import context as page_context
 from . import flatten as page_flatten
+from . import guard as page_guard
 from . import rescale as page_rescale
+from .errors import SettingsError
 from .model import ModelSpec
 from .normalize import PageSpec, check_page, to_gray_float, to_uint8
 from .tiling import TileGrid, apply_tiled
+
+logger = logging.getLogger(__name__)
+
+#: ``upscale``: None or "off" (keep the size), "auto", or an int factor >= 1.
+Upscale = Union[None, str, int]
 
 #: (y0, y1) -> float32 rows y0..y1-1 of the page, full width, in [0, 1].
 RowSource = Callable[[int, int], np.ndarray]
@@ -71,25 +85,76 @@ class Rows:
     width: int
 
 
-def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None) -> np.ndarray:
+def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
+            guard: bool = True, upscale: Upscale = None) -> np.ndarray:
     """Denoise one page array with ``denoiser``'s model.
 
     ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
     white); uint8, uint16 or float in [0, 1]; any size from 1 x 1, any memory
     layout; never modified. ``dpi``: the page's resolution (one number or
     (x, y); see ``rescale.as_dpi``), or None to denoise the page at its own
-    scale whatever it is. Returns an H x W uint8 page, white paper = 255.
+    scale whatever it is. ``guard``: leave pages the model was measured to make
+    worse as they are (``ocr_denoise.guard``); False applies the model to every
+    page. ``upscale``: None (the page keeps its size), ``"auto"`` (a page whose
+    text is smaller than the model and tesseract read well is enlarged 2x first,
+    see ``guard.upscale_factor``) or an int factor >= 1. Returns an H x W uint8
+    page, white paper = 255, or (enlarged) kH x kW: the caller scales the DPI.
 
     Raises ``PageError`` / ``PageTypeError`` for an unusable page (before any
     work), ``InferenceError`` if onnxruntime fails.
     """
     page = normalise(img)
-    work, work_spec = rescale(img, page, dpi)
+    factor, stats = enlargement(img, page, upscale)
+    if factor > 1:  # the page and its result at k times the size
+        # The guard judges the page as scanned: interpolation's grey edges are
+        # not damage (measured: a clean page enlarged read as grey-damaged).
+        if guard and stats is None:
+            original = gray_rows(img, page)
+            stats = page_guard.measure(original.read, original.height, original.width)
+        img = page_rescale.enlarged(img, factor)
+        page = work_spec = check_page(img)
+        work = img
+    else:
+        work, work_spec = rescale(img, page, dpi)
+    # The output first: a page too large for the memory left fails here, with a
+    # MemoryError, before any work (not inside OpenCV with one of its own errors).
+    out = np.empty((work_spec.height, work_spec.width), dtype=np.uint8)
     rows = gray_rows(work, work_spec)
-    rows = flatten(rows, denoiser)
+    levels = page_levels(rows, denoiser, guard)
+    if factor == 1:
+        stats = page_guard.measure(rows.read, rows.height, rows.width, levels) if guard else None
+    if stats is not None and guard and not _keep(page_guard.before(stats), rows):
+        return passthrough(img, page, out)
+    rows = flatten(rows, denoiser, levels)
     windows = context(rows, denoiser)
-    out = tile_infer_stitch(rows, windows, denoiser)
+    tile_infer_stitch(rows, windows, denoiser, out)
+    if stats is not None and guard and not _keep(
+            page_guard.after(stats, page_guard.text_height(out)), rows):
+        return passthrough(img, page, out)
     return restore(out, page)
+
+
+def enlargement(img: np.ndarray, page: PageSpec,
+                upscale: Upscale) -> tuple[int, page_guard.PageStats | None]:
+    """Stage 1b: how many times to enlarge the page (1: keep its size), and the
+    guard's measurements of the page as scanned if they were taken for it.
+
+    ``"auto"`` measures the input's noise and text height (``ocr_denoise.guard``)
+    and enlarges 2x when its text is small; an int is taken as given.
+    """
+    if upscale is None or upscale == "off":
+        return 1, None
+    if upscale == "auto":
+        rows = gray_rows(img, page)
+        stats = page_guard.measure(rows.read, rows.height, rows.width)
+        height = page_guard.text_height(rows.read, rows.height, rows.width)
+        factor = page_guard.upscale_factor(stats.noise, height)
+        logger.debug("upscale=auto: text height %s px, noise %.1f: enlarging %dx", height,
+                     stats.noise, factor)
+        return factor, stats
+    if isinstance(upscale, bool) or not isinstance(upscale, (int, np.integer)) or upscale < 1:
+        raise SettingsError(f"upscale must be None, 'auto' or an int >= 1, got {upscale!r}")
+    return int(upscale), None
 
 
 def normalise(img: np.ndarray) -> PageSpec:
@@ -120,16 +185,44 @@ def gray_rows(img: np.ndarray, page: PageSpec) -> Rows:
     return Rows(read, page.height, page.width)
 
 
-def flatten(rows: Rows, denoiser: Denoiser) -> Rows:
-    """Stage 4: the flattened page, if the model was trained on flattened pages.
+def _keep(decision: page_guard.Decision, rows: Rows) -> bool:
+    """Stage 3b / 6b, the guard (``ocr_denoise.guard``): whether the model runs
+    (before) and whether its output replaces the page (after)."""
+    logger.debug("%s on a %dx%d page: %s (%s)", page_guard.NAME, rows.width, rows.height,
+                 "model" if decision.apply else "page left as it is", decision.reason)
+    return decision.apply
 
-    Measuring the page's background and ink level reads it once more, band by
-    band, into a 1/16-size copy (``flatten.measure``); flattening then happens
-    per band as the tiler reads.
-    """
-    if denoiser.interface.preprocess != page_flatten.NAME:
+
+def passthrough(img: np.ndarray, page: PageSpec, buffer: np.ndarray | None = None) -> np.ndarray:
+    """What a page the guard turned away becomes: the input at its own size as
+    uint8 gray (a uint8 gray page: the same bytes). ``buffer``: an H x W uint8
+    array to write into, when it has the page's size."""
+    out = buffer
+    if out is None or out.shape != (page.height, page.width):
+        out = np.empty((page.height, page.width), dtype=np.uint8)
+    if img.dtype == np.uint8 and page.channels == 1 and img.ndim == 2:
+        out[...] = img
+        return out
+    step = max(1, (1 << 20) // max(1, page.width))
+    for y0 in range(0, page.height, step):
+        out[y0 : y0 + step] = to_uint8(to_gray_float(img[y0 : y0 + step], page))
+    return out
+
+
+def page_levels(rows: Rows, denoiser: Denoiser, guard: bool) -> page_flatten.PageLevels | None:
+    """Stage 4a: the page's background and ink level (``flatten.measure``), when
+    the model is fed flattened pages or the guard measures the paper: read once,
+    band by band, into a 1/16-size copy. None when neither needs them."""
+    if not guard and denoiser.interface.preprocess != page_flatten.NAME:
+        return None
+    return page_flatten.measure(rows.read, rows.height, rows.width)
+
+
+def flatten(rows: Rows, denoiser: Denoiser, levels: page_flatten.PageLevels | None) -> Rows:
+    """Stage 4: the flattened page, if the model was trained on flattened pages
+    (metadata ``preprocess=flatten-v1``), flattened per band as the tiler reads it."""
+    if levels is None or denoiser.interface.preprocess != page_flatten.NAME:
         return rows
-    levels = page_flatten.measure(rows.read, rows.height, rows.width)
     gray = rows.read
 
     def read(y0: int, y1: int) -> np.ndarray:
@@ -156,12 +249,12 @@ def context(rows: Rows, denoiser: Denoiser) -> ContextFn | None:
     return windows
 
 
-def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser) -> np.ndarray:
-    """Stage 6: overlapping patches through the model, blended back into an
-    H x W uint8 page. Memory beyond the output stays bounded by the batch size
-    and the page width (``tiling.apply_tiled`` works one band at a time)."""
+def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
+                      out: np.ndarray) -> np.ndarray:
+    """Stage 6: overlapping patches through the model, blended back into ``out``,
+    an H x W uint8 page. Memory beyond the output stays bounded by the batch
+    size and the page width (``tiling.apply_tiled`` works one band at a time)."""
     grid = TileGrid(rows.height, rows.width, denoiser.patch_size, denoiser.overlap)
-    out = np.empty((rows.height, rows.width), dtype=np.uint8)
 
     def sink(y0: int, y1: int, clean: np.ndarray) -> None:
         out[y0:y1] = to_uint8(clean)

@@ -122,6 +122,17 @@ def working_page(img: np.ndarray, page: PageSpec, dpi: object) -> np.ndarray:
     return _resize(np.ascontiguousarray(x), ww, wh)
 
 
+def enlarged(img: np.ndarray, factor: int) -> np.ndarray:
+    """``img`` (a checked page, any dtype and channels) enlarged ``factor`` times
+    on each axis by bicubic interpolation (``upscale``)."""
+    x = np.asarray(img)
+    if x.dtype == np.float16 or (x.dtype.kind == "f" and not x.dtype.isnative):
+        x = x.astype(np.float32)
+    elif not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    return _resize(np.ascontiguousarray(x), x.shape[1] * factor, x.shape[0] * factor)
+
+
 def to_size(page: np.ndarray, width: int, height: int) -> np.ndarray:
     """A denoised H' x W' uint8 page brought back to width x height (bicubic to
     enlarge, area to shrink); the same array when it already has that size."""

@@ -376,7 +376,8 @@ class Denoiser:
                                  f"values for a batch of {len(x)} patches")
         return y
 
-    def denoise(self, img: np.ndarray, *, dpi: object = None, rescale: bool = True) -> np.ndarray:
+    def denoise(self, img: np.ndarray, *, dpi: object = None, rescale: bool = True,
+                guard: bool = True, upscale: pipeline.Upscale = None) -> np.ndarray:
         """Denoise a page array; returns an H x W uint8 page (white = 255).
 
         ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
@@ -384,12 +385,17 @@ class Denoiser:
         layout, read-only is fine. It is never modified. ``dpi``: the page's
         resolution (one number or (x, y)), if known: with ``rescale`` a page
         above 600 DPI is denoised at 300 DPI and resampled back, exactly as
-        ``denoise_page`` does. The page runs through ``ocr_denoise.pipeline``
+        ``denoise_page`` does. ``guard``: leave a page the model was measured to
+        make worse as it is (``ocr_denoise.guard``); False applies the model to
+        every page. ``upscale``: ``"auto"`` enlarges a page of small text 2x
+        (the result is then that size), as in ``denoise_page``. The page runs
+        through ``ocr_denoise.pipeline``
         (one band at a time, so memory beyond the input and output stays bounded
         by ``batch_size`` and the page width); ``denoise_page(img, denoiser=d)``
         gives the same bytes.
         """
-        return pipeline.denoise(self, img, dpi if rescale else None)
+        return pipeline.denoise(self, img, dpi if rescale else None, guard=guard,
+                                upscale=upscale)
 
 
 def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:

@@ -26,7 +26,7 @@ from . import images, pipeline
 from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
 from .plan import Task, same_file, text_path
 from .report import FileResult
-from .session import Denoiser
+from .session import Denoiser, Device, device_key
 
 logger = logging.getLogger(__name__)
 
@@ -35,22 +35,29 @@ logger = logging.getLogger(__name__)
 class RunOptions:
     """The settings of a folder run, shared by every file.
 
-    ``model``: ONNX model path (None: the shipped one); workers must be able to
-    read it. ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``. ``overwrite``:
+    ``model``: ONNX model path (None: the shipped one; stored as a str); workers
+    must be able to read it. ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or a
+    list of onnxruntime provider names, as for ``Denoiser``. ``overwrite``:
     redo outputs that exist (default: skip them, which resumes a run).
     ``ocr`` / ``ocr_lang``: also write tesseract's text (``.txt``, pages
     separated by form feeds). ``max_pixels``: refuse pages whose header
     declares more pixels (None: no limit). ``rescale``: denoise pages above
     600 DPI at 300 DPI, as ``denoise_page`` does (``ocr_denoise.rescale``).
+    ``guard``: leave pages the model was measured to make worse as they are
+    (``ocr_denoise.guard``); False applies the model to every page.
+    ``upscale``: None, ``"auto"`` or an int factor, as for ``denoise_page``: an
+    enlarged page is written enlarged, with its DPI scaled to match.
     """
 
-    model: str | None = None
-    device: str = "auto"
+    model: str | os.PathLike[str] | None = None
+    device: Device = "auto"
     overwrite: bool = False
     ocr: bool = False
     ocr_lang: str = "eng"
     max_pixels: int | None = images.DEFAULT_MAX_PIXELS
     rescale: bool = True
+    guard: bool = True
+    upscale: str | int | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -58,9 +65,8 @@ class RunOptions:
                 raise SettingsTypeError(f"model must be a path or None, got "
                                         f"{type(self.model).__name__}")
             object.__setattr__(self, "model", os.fspath(self.model))
-        if not isinstance(self.device, str):
-            raise SettingsTypeError(f"device must be 'auto', 'cpu' or 'cuda', got "
-                                    f"{self.device!r}")
+        # "auto", "cpu", "cuda" or provider names (kept as a tuple: hashable, picklable)
+        object.__setattr__(self, "device", device_key(self.device))
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **settings: Any) -> RunOptions:
@@ -98,9 +104,13 @@ def _ocr(page: np.ndarray, options: RunOptions) -> str:
 
 
 def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
-             options: RunOptions) -> np.ndarray:
-    dpi = src.dpi[index] if options.rescale else None
-    return pipeline.denoise(denoiser, src.read(index), dpi)
+             options: RunOptions) -> tuple[np.ndarray, images.Dpi | None]:
+    """Page ``index`` denoised, and the DPI to record with it (scaled if enlarged)."""
+    dpi = src.dpi[index]
+    page = pipeline.denoise(denoiser, src.read(index), dpi if options.rescale else None,
+                            guard=options.guard, upscale=options.upscale)
+    factor = page.shape[1] / src.sizes[index][0]
+    return page, (None if dpi is None else (dpi[0] * factor, dpi[1] * factor))
 
 
 def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileResult:
@@ -135,15 +145,15 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
                               reason=f"output {dst} would overwrite the input")
         texts = []
         if src.pages == 1:
-            page = _denoise(denoiser, src, 0, options)
-            images.write_image(dst, page, dpi=src.dpi[0])
+            page, dpi = _denoise(denoiser, src, 0, options)
+            images.write_image(dst, page, dpi=dpi)
             if text is not None:
                 texts.append(_ocr(page, options))
         else:
             with images.TiffPagesWriter(dst) as w:
                 for i in range(src.pages):
-                    page = _denoise(denoiser, src, i, options)
-                    w.add(page, dpi=src.dpi[i])
+                    page, dpi = _denoise(denoiser, src, i, options)
+                    w.add(page, dpi=dpi)
                     if text is not None:
                         texts.append(_ocr(page, options))
         if text is not None:

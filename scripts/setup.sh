@@ -10,6 +10,8 @@ command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr tesseract-ocr-eng)
 [ -e /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v gs >/dev/null 2>&1 || need+=(ghostscript)
+# unpaper: the classical baseline benchmarks/real_scans.py compares with (OCRmyPDF --clean)
+command -v unpaper >/dev/null 2>&1 || need+=(unpaper)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing system packages: ${need[*]}" >&2

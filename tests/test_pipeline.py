@@ -124,3 +124,50 @@ def test_ocrmypdf_hook_gives_the_bytes_of_denoise_page(fine_scans, references, n
         seen = pm.hook.filter_ocr_image(page=page, image=im)
     assert seen.info.get("ocr_denoise") is True
     np.testing.assert_array_equal(np.asarray(seen), references[Path(name).suffix])
+
+
+# -- upscale -------------------------------------------------------------------------
+
+
+def _text(x_height: float, seed: int = 0) -> np.ndarray:
+    from train import synth
+
+    page = synth.render_page(np.random.default_rng(seed), 300, 400, x_height=x_height,
+                             family="serif", ink=0.1, margin=20)
+    return np.clip(page.clean * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_upscale_auto_enlarges_small_text_2x_and_leaves_large_text_its_size():
+    small, large = _text(6), _text(18)
+    assert denoise_page(small, upscale="auto").shape == (600, 800)
+    assert denoise_page(large, upscale="auto").shape == (300, 400)
+    assert denoise_page(small).shape == (300, 400)  # off by default
+
+
+def test_upscale_by_a_factor_and_bad_values(tmp_path):
+    from ocr_denoise import SettingsError
+
+    page = _text(12)
+    assert denoise_page(page, upscale=3).shape == (900, 1200)
+    for bad in (0, -2, "big", 1.5, True):
+        with pytest.raises((SettingsError, TypeError)):
+            denoise_page(page, upscale=bad)
+
+
+def test_upscaled_pil_image_and_file_get_their_dpi_scaled(tmp_path):
+    small = _text(6)
+    out = denoise_page(Image.fromarray(small).copy(), upscale="auto")
+    assert out.size == (800, 600)
+    Image.fromarray(small).save(tmp_path / "in.png", dpi=(100, 100))
+    with Image.open(tmp_path / "in.png") as im:
+        im.load()
+        seen = denoise_page(im, upscale="auto")
+    assert seen.info["dpi"] == pytest.approx((200, 200), abs=0.01)
+    report = denoise_folder(tmp_path / "in.png", tmp_path / "out", upscale="auto")
+    assert report.ok
+    src = open_image(tmp_path / "out" / "in.png")
+    assert src.sizes[0] == (800, 600) and src.dpi[0] == pytest.approx((200, 200), abs=0.01)
+    subprocess.run([sys.executable, "-m", "ocr_denoise.cli", str(tmp_path / "in.png"), "-o",
+                    str(tmp_path / "cli.png"), "--upscale", "auto", "-q"], check=True)
+    np.testing.assert_array_equal(read_image(tmp_path / "cli.png"),
+                                  read_image(tmp_path / "out" / "in.png"))

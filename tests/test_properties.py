@@ -187,7 +187,7 @@ def test_invert_model_with_any_overlap_and_batch_size_inverts_the_gray_page(
     note(page.how)
     assume(page.values.shape[0] * page.values.shape[1] <= 20_000 or batch_size >= 64)
     out = run_and_check_untouched(page, model=invert_model, overlap=overlap,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, guard=False)
     diff = np.abs((255 - out.astype(np.int64)) - expected_gray(page.values))
     assert diff.max() <= 1, diff.max()
 

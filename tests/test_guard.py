@@ -1,0 +1,135 @@
+"""The guard: the model's output replaces a page only where the model was measured
+to help; smooth pages and small text come out as they came in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import make_onnx_graph_model, node, scalar
+
+from ocr_denoise import Denoiser, RunOptions, denoise_folder, denoise_page, guard
+from ocr_denoise.images import read_image, write_image
+from train import synth
+
+
+def u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def text(x_height: float, seed: int = 0, h: int = 400, w: int = 500) -> np.ndarray:
+    page = synth.render_page(np.random.default_rng(seed), h, w, x_height=x_height,
+                             family="serif", ink=0.1, margin=20)
+    return u8(page.clean)
+
+
+def rows_of(page: np.ndarray):
+    return lambda a, b: page[a:b].astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def lighten_model(tmp_path_factory):
+    """A real model that changes every page visibly but keeps its text's shapes:
+    y = min(x + 0.2, 1)."""
+    return make_onnx_graph_model(
+        tmp_path_factory.mktemp("guard") / "lighten.onnx",
+        [node("Add", ["x", "d"], ["s"]), node("Min", ["s", "one"], ["y"])],
+        ["N", 28, 28, 1], ["N", 28, 28, 1],
+        initializers=[scalar("d", 0.2), scalar("one", 1.0)])
+
+
+@pytest.mark.parametrize("sigma", [5.0, 20.0, 40.0])
+def test_noise_estimate_finds_the_noise_added_to_a_flat_page(sigma):
+    rng = np.random.default_rng(1)
+    page = np.clip(128 + rng.normal(0, sigma, (300, 400)), 0, 255).astype(np.uint8)
+    assert guard.measure(rows_of(page), *page.shape).noise == pytest.approx(sigma, rel=0.1)
+    flat = np.full((50, 60), 200, np.uint8)
+    assert guard.measure(rows_of(flat), *flat.shape).noise == 0.0
+
+
+@pytest.mark.parametrize("x_height", [6, 9, 14, 22])
+def test_text_height_is_about_the_x_height(x_height):
+    assert guard.text_height(text(x_height)) == pytest.approx(x_height, abs=2.5)
+
+
+def test_no_text_height_without_enough_letters():
+    assert guard.text_height(np.full((200, 200), 255, np.uint8)) is None
+
+
+def test_large_pages_are_sampled_within_the_pixel_budget():
+    bands = guard.bands(20_000, 3_000)
+    assert sum(y1 - y0 for y0, y1 in bands) * 3_000 <= guard.SAMPLE_PIXELS
+    assert bands[0][0] == 0 and bands[-1][1] == 20_000 and len(bands) > 2
+    assert guard.bands(100, 100) == [(0, 100)]
+
+
+def test_smooth_page_is_left_as_it_is_and_the_model_never_runs(lighten_model, monkeypatch):
+    from ocr_denoise import pipeline
+
+    page = np.full((60, 80), 120, np.uint8)
+    ran = []
+    real = pipeline.tile_infer_stitch
+    monkeypatch.setattr(pipeline, "tile_infer_stitch", lambda *a: ran.append(1) or real(*a))
+    d = Denoiser(lighten_model, device="cpu")
+    np.testing.assert_array_equal(d.denoise(page), page)
+    assert ran == []
+    assert (d.denoise(page, guard=False) == 171).all()  # 120 + 0.2 * 255
+    assert ran == [1]
+
+
+def shaded(page: np.ndarray) -> np.ndarray:
+    """``page`` under light falling off to the right: damage the model removes."""
+    return (page * np.linspace(1.0, 0.6, page.shape[1])).astype(np.uint8)
+
+
+def test_clean_page_is_left_as_it_is(lighten_model):
+    page = text(16)
+    assert not guard.before(guard.measure(rows_of(page), *page.shape)).apply
+    np.testing.assert_array_equal(Denoiser(lighten_model, device="cpu").denoise(page), page)
+
+
+def test_small_text_is_left_as_it_is_and_text_the_model_learnt_is_cleaned(lighten_model):
+    d = Denoiser(lighten_model, device="cpu")
+    small, large = shaded(text(6)), shaded(text(16))
+    for page in (small, large):  # both damaged: the model runs on both
+        assert guard.before(guard.measure(rows_of(page), *page.shape)).apply
+    np.testing.assert_array_equal(d.denoise(small), small)
+    assert (d.denoise(small, guard=False) != small).any()
+    assert (d.denoise(large) != large).any()
+
+
+def test_heavy_noise_is_cleaned_even_when_the_text_is_small(lighten_model):
+    rng = np.random.default_rng(3)
+    noisy = np.clip(text(6) + rng.normal(0, 40, (400, 500)), 0, 255).astype(np.uint8)
+    assert guard.measure(rows_of(noisy), *noisy.shape).noise >= guard.NOISY
+    assert (Denoiser(lighten_model, device="cpu").denoise(noisy) != noisy).any()
+
+
+def test_passthrough_of_a_colour_page_is_its_grey_version(lighten_model):
+    g = np.full((40, 50), 150, np.uint8)
+    bgr = np.dstack([g, g, g])
+    out = denoise_page(bgr, model=lighten_model, device="cpu")
+    np.testing.assert_array_equal(out, g)
+
+
+def test_shipped_model_leaves_small_clean_text_alone():
+    small = text(6, seed=5)
+    np.testing.assert_array_equal(denoise_page(small), small)
+    assert (denoise_page(small, guard=False) != small).any()
+
+
+def test_guard_setting_reaches_folder_runs_and_the_command_line(lighten_model, tmp_path):
+    page = np.full((60, 80), 120, np.uint8)
+    write_image(tmp_path / "in" / "p.png", page)
+    on = denoise_folder(tmp_path / "in", tmp_path / "on", model=lighten_model, device="cpu")
+    off = denoise_folder(tmp_path / "in", tmp_path / "off", device="cpu",
+                         options=RunOptions(model=str(lighten_model), guard=False))
+    assert on.ok and off.ok
+    np.testing.assert_array_equal(read_image(tmp_path / "on" / "p.png"), page)
+    assert (read_image(tmp_path / "off" / "p.png") == 171).all()
+    subprocess.run([sys.executable, "-m", "ocr_denoise.cli", str(tmp_path / "in" / "p.png"),
+                    "-o", str(tmp_path / "cli.png"), "--model", str(lighten_model),
+                    "--no-guard", "-q"], check=True)
+    assert (read_image(tmp_path / "cli.png") == 171).all()
