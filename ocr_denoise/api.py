@@ -149,7 +149,7 @@ def denoise_page(
 
     ``upscale``: None (default: the page keeps its size), ``"auto"``, or an int
     factor. ``"auto"`` measures the page's text (DPI is often missing or wrong)
-    and enlarges pages whose text is smaller than about 10 px 2x (bicubic)
+    and enlarges pages whose letters are under about 14 px tall 2x (bicubic)
     before denoising: tesseract, like the model, reads such text badly (real
     90-DPI forms read clearly better enlarged). The result is then the enlarged
     page; a PIL image gets its DPI scaled to match.

@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "to make worse (smooth pages, text smaller than it learnt) are left as "
                    "they are")
     p.add_argument("--upscale", type=_upscale, default=None, metavar="auto|N",
-                   help="auto: enlarge pages whose text is small (x-height under about 10 "
-                   "px, e.g. forms scanned at 75-150 DPI) 2x before denoising, and write "
+                   help="auto: enlarge pages whose text is small (letters under about 14 "
+                   "px tall, e.g. forms scanned at 75-150 DPI) 2x before denoising, and write "
                    "them enlarged with their DPI scaled (tesseract reads them better); N: "
                    "enlarge every page N times (default: off, pages keep their size)")
     p.add_argument("--ocr", action="store_true",
