@@ -110,6 +110,17 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+def gpu_memory_used_mb() -> float | None:
+    """GPU memory in use now (MB, first GPU), from nvidia-smi; None without it."""
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=memory.used",
+                            "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                           timeout=30)
+        return float(r.stdout.split()[0]) if r.returncode == 0 and r.stdout.split() else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
 def a3_peak_rss(args: argparse.Namespace) -> float:
     """Peak RSS (MB) of a child that only builds an A3 page and denoises it."""
     code = f"""
@@ -136,15 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-a3", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                    help="as for Denoiser; cuda fails without onnxruntime-gpu and a GPU")
+    ap.add_argument("--quick", action="store_true",
+                    help="a quarter-size page, one repeat, no A3: to check the script runs")
     ap.add_argument("--profile", action="store_true",
                     help="also print onnxruntime's per-operator times for one batch")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat, args.skip_a3 = 1, True
 
-    page = letter_page()
+    page = letter_page(1650, 1275) if args.quick else letter_page()
     h, w = page.shape
     mpx = h * w / 1e6
-    den = Denoiser(args.model, device="cpu", overlap=args.overlap, batch_size=args.batch_size)
+    den = Denoiser(args.model, device=args.device, overlap=args.overlap,
+                   batch_size=args.batch_size)
     den.denoise(page[:300, :300])  # warm the session
 
     # Interleaved, best of each: a busy spell of the machine then slows both alike.
@@ -202,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {100 * ms / total:5.1f}%  {op:10s} {node}")
         res["onnxruntime_s"] = t_ort
         res["profile_share"] = {f"{op} {node}": ms / total for op, node, ms in rows}
+    gpu_mb = gpu_memory_used_mb() if "CUDAExecutionProvider" in den.providers else None
+    if gpu_mb is not None:
+        res["gpu_memory_used_mb"] = gpu_mb
+        print(f"GPU memory in use after the runs (nvidia-smi) {gpu_mb:.0f} MB")
     if not args.skip_a3:
         peak = a3_peak_rss(args)
         res["a3_peak_rss_mb"] = peak

@@ -147,7 +147,8 @@ def enlargement(img: np.ndarray, page: PageSpec,
     if upscale == "auto":
         rows = gray_rows(img, page)
         stats = page_guard.measure(rows.read, rows.height, rows.width)
-        height = page_guard.text_height(rows.read, rows.height, rows.width)
+        height = page_guard.text_height(rows.read, rows.height, rows.width,
+                                        page_guard.UPSCALE_SAMPLE_PIXELS)
         factor = page_guard.upscale_factor(stats.noise, height)
         logger.debug("upscale=auto: text height %s px, noise %.1f: enlarging %dx", height,
                      stats.noise, factor)
