@@ -4,9 +4,10 @@
 #
 #   bash benchmarks/gpu_check.sh [OUTDIR]        # default: $OUT, else out/gpu_check
 #
-# 1. the gpu extra: onnxruntime-gpu from pip's usual sources, or, on a machine that
-#    reaches no registry, from wheels put in .whl/ beforehand (see docs/benchmarks.md);
-#    stops with exit status 3 and says so when onnxruntime offers no CUDA provider;
+# 1. the gpu extra: onnxruntime-gpu as installed (pip install ".[gpu]"), or, on a
+#    machine that reaches no registry, from wheels put in .whl/ beforehand (see
+#    docs/benchmarks.md); stops with exit status 3 and says so when onnxruntime offers
+#    no CUDA provider;
 # 2. the CUDA-provider tests (tests/test_cuda.py, and the provider tests of
 #    tests/test_session.py);
 # 3. benchmarks/speed.py --device cuda with large batches (fixed shapes: the last batch

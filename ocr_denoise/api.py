@@ -139,7 +139,7 @@ def denoise_page(
     ``dpi``: the page's resolution, one number or (x, y); by default the one
     the image or file records, if any. When ``rescale`` is true and an axis is
     above 600 DPI (finer than the scale the model was trained at), the page is
-    denoised at 300 DPI and resampled back; pages are never enlarged. See
+    denoised at 300 DPI and resampled back; this rule never enlarges a page. See
     ``ocr_denoise.rescale`` for the rule and the measurements behind it.
 
     ``guard``: measure the page first (noise, text size) and leave it as it is
@@ -152,7 +152,10 @@ def denoise_page(
     and enlarges pages whose letters are under about 14 px tall 2x (bicubic)
     before denoising: tesseract, like the model, reads such text badly (real
     90-DPI forms read clearly better enlarged). The result is then the enlarged
-    page; a PIL image gets its DPI scaled to match.
+    page (so every "H x W" above becomes kH x kW); a PIL image gets its DPI
+    scaled to match. An explicit int factor replaces the above-600-DPI rule
+    (the page is enlarged from its own size), and the result may exceed
+    ``max_pixels``, which is checked on the input.
 
     ``denoiser``: a ``Denoiser`` the caller keeps (its model and settings are
     used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap`` and

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the model to every page; by default pages it was measured "
                    "to make worse (smooth pages, text smaller than it learnt) are left as "
                    "they are")
-    p.add_argument("--upscale", type=_upscale, default=None, metavar="auto|N",
+    p.add_argument("--upscale", type=_upscale, default=None, metavar="off|auto|N",
                    help="auto: enlarge pages whose text is small (letters under about 14 "
                    "px tall, e.g. forms scanned at 75-150 DPI) 2x before denoising, and write "
                    "them enlarged with their DPI scaled (tesseract reads them better); N: "

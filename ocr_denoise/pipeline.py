@@ -153,9 +153,20 @@ def enlargement(img: np.ndarray, page: PageSpec,
         logger.debug("upscale=auto: text height %s px, noise %.1f: enlarging %dx", height,
                      stats.noise, factor)
         return factor, stats
+    return int(check_upscale(upscale) or 1), None
+
+
+def check_upscale(upscale: object) -> Upscale:
+    """``upscale`` checked: None (also for "off" and 1), "auto", or an int >= 2;
+    a ``SettingsError`` naming the value otherwise."""
+    if upscale is None or upscale == "off":
+        return None
+    if upscale == "auto":
+        return "auto"
     if isinstance(upscale, bool) or not isinstance(upscale, (int, np.integer)) or upscale < 1:
-        raise SettingsError(f"upscale must be None, 'auto' or an int >= 1, got {upscale!r}")
-    return int(upscale), None
+        raise SettingsError(f"upscale must be None, 'off', 'auto' or an int >= 1, "
+                            f"got {upscale!r}")
+    return None if upscale == 1 else int(upscale)
 
 
 def normalise(img: np.ndarray) -> PageSpec:

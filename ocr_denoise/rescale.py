@@ -5,8 +5,9 @@ The model was trained on text whose x-height is 10-40 pixels: body text
 
 **The rule.** When the page's resolution is known and an axis is above 600
 DPI, that axis is resampled to 300 DPI (area averaging), the page denoised,
-and resampled back to its own size. Nothing is ever enlarged: pages below
-150 DPI are denoised as they are, on purpose.
+and resampled back to its own size. Nothing is enlarged by this rule
+(``upscale`` is the separate, opt-in enlargement): pages below 150 DPI are
+denoised as they are, on purpose.
 
 Why only down. Measured with tesseract on synthetic prose (3 pages per row,
 CER, shipped v4 model, denoised at the page's own scale -> resampled to 300 DPI):

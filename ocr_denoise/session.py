@@ -378,7 +378,8 @@ class Denoiser:
 
     def denoise(self, img: np.ndarray, *, dpi: object = None, rescale: bool = True,
                 guard: bool = True, upscale: pipeline.Upscale = None) -> np.ndarray:
-        """Denoise a page array; returns an H x W uint8 page (white = 255).
+        """Denoise a page array; returns an H x W uint8 page (white = 255), or
+        an enlarged one with ``upscale``.
 
         ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
         white); uint8, uint16 or float in [0, 1]; any size from 1 x 1; any memory

@@ -67,6 +67,8 @@ class RunOptions:
             object.__setattr__(self, "model", os.fspath(self.model))
         # "auto", "cpu", "cuda" or provider names (kept as a tuple: hashable, picklable)
         object.__setattr__(self, "device", device_key(self.device))
+        # a bad upscale is one error for the run, not a failure of every file
+        object.__setattr__(self, "upscale", pipeline.check_upscale(self.upscale))
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **settings: Any) -> RunOptions:
@@ -116,7 +118,8 @@ def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
 def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileResult:
     """Denoise one file into ``task.dst`` (and its text with ``options.ocr``).
 
-    Outputs are H x W uint8 grey pages with the input's DPI; a multi-page TIFF
+    Outputs are H x W uint8 grey pages with the input's DPI (with ``upscale``,
+    enlarged pages with their DPI scaled to match); a multi-page TIFF
     becomes a multi-page TIFF (``.tif``) whatever the output format, since PNG
     and JPEG hold one page. Never raises for a problem with the file: returns
     a failed ``FileResult`` with the reason instead. KeyboardInterrupt passes

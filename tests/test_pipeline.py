@@ -171,3 +171,14 @@ def test_upscaled_pil_image_and_file_get_their_dpi_scaled(tmp_path):
                     str(tmp_path / "cli.png"), "--upscale", "auto", "-q"], check=True)
     np.testing.assert_array_equal(read_image(tmp_path / "cli.png"),
                                   read_image(tmp_path / "out" / "in.png"))
+
+
+def test_a_bad_upscale_stops_a_folder_run_before_any_file(tmp_path):
+    from ocr_denoise import RunOptions, SettingsError
+
+    Image.fromarray(_text(6)).save(tmp_path / "in.png")
+    for bad in ("bogus", 0, "2"):
+        with pytest.raises(SettingsError, match="upscale"):
+            denoise_folder(tmp_path / "in.png", tmp_path / "out", upscale=bad)
+    assert not (tmp_path / "out").exists()
+    assert RunOptions(upscale="off").upscale is None and RunOptions(upscale=1).upscale is None
