@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, overload
+from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .errors import PageError, SettingsError, SettingsTypeError
 from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
 from .pipeline import Upscale
-from .rescale import as_dpi
+from .rescale import scaled_dpi
 from .session import Denoiser, Device, device_key
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
@@ -174,7 +174,8 @@ def denoise_page(
         own = pil.image_dpi(img)  # type: ignore[arg-type]
         page = pil.to_array(img)  # type: ignore[arg-type]
         out = pipeline.denoise(d, page, _dpi(dpi, own, rescale), guard=guard, upscale=upscale)
-        return pil.to_image(out, scaled_dpi(own, out.shape[1] / page.shape[1]))
+        factor = out.shape[1] / page.shape[1]
+        return pil.to_image(out, own if factor == 1 else scaled_dpi(own, factor))
     if isinstance(img, (str, os.PathLike)):
         src = open_image(img, max_pixels=max_pixels)
         if src.pages > 1:
@@ -184,14 +185,6 @@ def denoise_page(
                                 upscale=upscale)
     return pipeline.denoise(d, img, _dpi(dpi, None, rescale),  # type: ignore[arg-type]
                             guard=guard, upscale=upscale)
-
-
-def scaled_dpi(dpi: Any, factor: float) -> Any:
-    """``dpi`` (one number or (x, y), or None) for a page enlarged ``factor`` times."""
-    if dpi is None or factor == 1:
-        return dpi
-    d = as_dpi(dpi)
-    return None if d is None else (d[0] * factor, d[1] * factor)
 
 
 def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,

@@ -28,7 +28,6 @@ import concurrent.futures as cf
 import logging
 import logging.handlers
 import multiprocessing
-import numbers
 import os
 import signal
 import threading
@@ -36,10 +35,9 @@ import time
 from collections import deque
 from typing import Any
 
-from .errors import SettingsError, SettingsTypeError
 from .plan import Task
 from .report import FileResult, OnResult
-from .session import Denoiser
+from .session import Denoiser, positive_int
 from .work import RunOptions, check_ocr, process_file
 
 logger = logging.getLogger(__name__)
@@ -110,11 +108,7 @@ class ProcessExecutor(Executor):
     this process instead (no worker to start)."""
 
     def __init__(self, jobs: int) -> None:
-        if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral):
-            raise SettingsTypeError(f"jobs must be an int >= 1, got {jobs!r}")
-        if jobs < 1:
-            raise SettingsError(f"jobs must be >= 1, got {jobs}")
-        self.max_jobs: int = int(jobs)
+        self.max_jobs = positive_int("jobs", jobs)
         self._here: SerialExecutor | None = None
 
     def start(self, options: RunOptions, files: int) -> None:

@@ -71,6 +71,13 @@ def as_dpi(value: object) -> Dpi | None:
     return (x, y)
 
 
+def scaled_dpi(dpi: object, factor: float) -> Dpi | None:
+    """``dpi`` (see ``as_dpi``) for a page enlarged ``factor`` times on each axis
+    (``upscale``); None when no usable DPI is known."""
+    d = as_dpi(dpi)
+    return None if d is None else (d[0] * factor, d[1] * factor)
+
+
 def working_dpi(dpi: object) -> Dpi | None:
     """The (x, y) DPI to denoise a page of resolution ``dpi`` at, or None to leave
     it as is.

@@ -100,7 +100,7 @@ def device_key(device: object) -> str | tuple[str, ...]:
     )
 
 
-def _positive_int(name: str, value: object) -> int:
+def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise SettingsTypeError(f"{name} must be an int >= 1, got {type(value).__name__} "
@@ -181,12 +181,12 @@ class Denoiser:
                                     f"got {type(model).__name__}")
         self.model_path = Path(model) if model is not None else default_model_path()
         self.device = device
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.batch_size = positive_int("batch_size", batch_size)
         if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
             raise SettingsTypeError(f"overlap must be an int, got {type(overlap).__name__} "
                                     f"{overlap!r}")
         self.overlap = int(overlap)
-        self.threads = None if threads is None else _positive_int("threads", threads)
+        self.threads = None if threads is None else positive_int("threads", threads)
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         _instances.add(self)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import images, pipeline
+from . import images, pipeline, rescale
 from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
 from .plan import Task, same_file, text_path
 from .report import FileResult
@@ -112,7 +112,7 @@ def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
     page = pipeline.denoise(denoiser, src.read(index), dpi if options.rescale else None,
                             guard=options.guard, upscale=options.upscale)
     factor = page.shape[1] / src.sizes[index][0]
-    return page, (None if dpi is None else (dpi[0] * factor, dpi[1] * factor))
+    return page, dpi if factor == 1 else rescale.scaled_dpi(dpi, factor)
 
 
 def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileResult:
