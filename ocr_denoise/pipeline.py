@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 #: ``upscale``: None or "off" (keep the size), "auto", or an int factor >= 1.
 Upscale = Union[None, str, int]
 
+#: The guard's measurements of a page and the flatten levels they were taken with.
+Measured = tuple[page_guard.PageStats, page_flatten.PageLevels]
+
 #: (y0, y1) -> float32 rows y0..y1-1 of the page, full width, in [0, 1].
 RowSource = Callable[[int, int], np.ndarray]
 #: (patch rows, patch columns) of patch corners -> (N, P, P) context windows.
@@ -104,13 +107,12 @@ def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     work), ``InferenceError`` if onnxruntime fails.
     """
     page = normalise(img)
-    factor, stats = enlargement(img, page, upscale)
+    factor, scanned = enlargement(img, page, upscale)
     if factor > 1:  # the page and its result at k times the size
         # The guard judges the page as scanned: interpolation's grey edges are
         # not damage (measured: a clean page enlarged read as grey-damaged).
-        if guard and stats is None:
-            original = gray_rows(img, page)
-            stats = page_guard.measure(original.read, original.height, original.width)
+        if guard and scanned is None:
+            scanned = measure(gray_rows(img, page))
         img = page_rescale.enlarged(img, factor)
         page = work_spec = check_page(img)
         work = img
@@ -120,24 +122,34 @@ def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     # MemoryError, before any work (not inside OpenCV with one of its own errors).
     out = np.empty((work_spec.height, work_spec.width), dtype=np.uint8)
     rows = gray_rows(work, work_spec)
-    levels = page_levels(rows, denoiser, guard)
-    if factor == 1:
-        stats = page_guard.measure(rows.read, rows.height, rows.width, levels) if guard else None
-    if stats is not None and guard and not _keep(page_guard.before(stats), rows):
+    if factor == 1 and work is not img:  # rescaled: what auto measured is another page
+        scanned = None
+    levels = scanned[1] if factor == 1 and scanned else page_levels(rows, denoiser, guard)
+    stats = None
+    if guard:
+        stats = scanned[0] if scanned else page_guard.measure(rows.read, rows.height,
+                                                              rows.width, levels)
+    if stats is not None and not _keep(page_guard.before(stats), rows):
         return passthrough(img, page, out)
     rows = flatten(rows, denoiser, levels)
     windows = context(rows, denoiser)
     tile_infer_stitch(rows, windows, denoiser, out)
-    if stats is not None and guard and not _keep(
-            page_guard.after(stats, page_guard.text_height(out)), rows):
+    if stats is not None and not _keep(page_guard.after(stats, page_guard.text_height(out)),
+                                       rows):
         return passthrough(img, page, out)
     return restore(out, page)
 
 
-def enlargement(img: np.ndarray, page: PageSpec,
-                upscale: Upscale) -> tuple[int, page_guard.PageStats | None]:
+def measure(rows: Rows) -> Measured:
+    """The guard's measurements of a page and the ``flatten`` levels they used."""
+    levels = page_flatten.measure(rows.read, rows.height, rows.width)
+    return page_guard.measure(rows.read, rows.height, rows.width, levels), levels
+
+
+def enlargement(img: np.ndarray, page: PageSpec, upscale: Upscale) -> tuple[int, Measured | None]:
     """Stage 1b: how many times to enlarge the page (1: keep its size), and the
-    guard's measurements of the page as scanned if they were taken for it.
+    guard's measurements of the page as scanned if they were taken for it (the
+    pipeline reuses them rather than measuring the same page again).
 
     ``"auto"`` measures the input's noise and text height (``ocr_denoise.guard``)
     and enlarges 2x when its text is small; an int is taken as given.
@@ -146,13 +158,13 @@ def enlargement(img: np.ndarray, page: PageSpec,
         return 1, None
     if upscale == "auto":
         rows = gray_rows(img, page)
-        stats = page_guard.measure(rows.read, rows.height, rows.width)
+        scanned = measure(rows)
         height = page_guard.text_height(rows.read, rows.height, rows.width,
                                         page_guard.UPSCALE_SAMPLE_PIXELS)
-        factor = page_guard.upscale_factor(stats.noise, height)
+        factor = page_guard.upscale_factor(scanned[0].noise, height)
         logger.debug("upscale=auto: text height %s px, noise %.1f: enlarging %dx", height,
-                     stats.noise, factor)
-        return factor, stats
+                     scanned[0].noise, factor)
+        return factor, scanned
     return int(check_upscale(upscale) or 1), None
 
 
