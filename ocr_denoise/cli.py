@@ -49,11 +49,9 @@ def _pixel_count(s: str) -> int:
     return int(n)
 
 
-def _upscale(s: str) -> int | str | None:
-    if s in ("auto", "off"):
-        return None if s == "off" else s
-    n = _positive_int(s)
-    return None if n == 1 else n
+def _upscale(s: str) -> int | str:
+    """'auto', 'off' or a whole number; RunOptions normalises 'off' and 1 to None."""
+    return s if s in ("auto", "off") else _positive_int(s)
 
 
 def _jobs(s: str) -> int | str:
