@@ -117,13 +117,8 @@ def funsd_page(args: tuple[str, str | None]) -> dict:
     img = _funsd_input(page_id)
     out = _denoiser(model).denoise(img, guard=False)
     segs = real_scans.segments(real_scans.DATA, page_id)
-    scores = {}
-    for name, page in (("raw", img), ("model", out)):
-        got = real_scans.tesseract_lines(real_scans.crops(page, img.shape, segs))
-        from rapidfuzz.distance import Levenshtein
-
-        edits = sum(Levenshtein.distance(g, s.text) for g, s in zip(got, segs))
-        scores[name] = 100 * edits / max(1, sum(len(s.text) for s in segs))
+    scores = {name: real_scans.score(page_id, page, img.shape, segs).cer
+              for name, page in (("raw", img), ("model", out))}
     return {"set": "funsd", "kind": "funsd", "page": page_id, **_input_stats(img),
             "text_height": guard.text_height(out), **scores}
 

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +160,7 @@ def crops(page: np.ndarray, raw_shape: tuple[int, int], segs: list[Segment]) -> 
     return out
 
 
-def tesseract_lines(images: list[np.ndarray], extra: list[str] = ()) -> list[str]:
+def tesseract_lines(images: list[np.ndarray], extra: Sequence[str] = ()) -> list[str]:
     """Each image read as one text line by one tesseract process (a list file of
     images; its TSV output says which page each word belongs to)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,8 +207,6 @@ class PageScore:
 
 def score_page(args: tuple[str, str, str, str | None]) -> PageScore:
     """OCR every segment of one page after ``method``; runs in a worker process."""
-    from rapidfuzz.distance import Levenshtein
-
     data, page_id, method, model = args
     data_dir = Path(data)
     img = cv2.imread(str(data_dir / "images" / f"{page_id}.png"), cv2.IMREAD_GRAYSCALE)
@@ -217,7 +215,16 @@ def score_page(args: tuple[str, str, str, str | None]) -> PageScore:
     page = process(method, img, model)
     seconds = time.perf_counter() - t0
     extra = ["-c", "thresholding_method=2"] if method == "tess-sauvola" else []
-    got = tesseract_lines(crops(page, img.shape, segs), extra)
+    return score(page_id, page, img.shape, segs, extra, seconds)
+
+
+def score(page_id: str, page: np.ndarray, raw_shape: tuple[int, int], segs: list[Segment],
+          extra: Sequence[str] = (), seconds: float = 0.0) -> PageScore:
+    """Every segment of ``page`` (a processed version of a raw page of ``raw_shape``)
+    read by tesseract and scored against its transcription."""
+    from rapidfuzz.distance import Levenshtein
+
+    got = tesseract_lines(crops(page, raw_shape, segs), extra)
     return PageScore(
         page_id,
         [Levenshtein.distance(g, s.text) for g, s in zip(got, segs)],
