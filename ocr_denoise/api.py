@@ -26,7 +26,7 @@ from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
 from .pipeline import Upscale
 from .rescale import scaled_dpi
-from .session import Denoiser, Device, device_key
+from .session import Denoiser, Device, device_key, model_arg
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
@@ -69,9 +69,7 @@ def get_denoiser(
     Raises what ``Denoiser`` raises (``ModelError``, ``ProviderError``,
     ``TypeError``/``ValueError`` for bad settings).
     """
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
-                                f"got {type(model).__name__}")
+    model = model_arg(model)
     path = Path(model).resolve() if model is not None else default_model_path()
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).

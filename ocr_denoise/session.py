@@ -100,6 +100,15 @@ def device_key(device: object) -> str | tuple[str, ...]:
     )
 
 
+def model_arg(model: object) -> str | os.PathLike[str] | None:
+    """``model`` if it is a path (str or ``os.PathLike``) or None, else a
+    ``SettingsTypeError`` naming what was given."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
+                                f"got {type(model).__name__}")
+    return model
+
+
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -176,9 +185,7 @@ class Denoiser:
         overlap: int = DEFAULT_OVERLAP,
         threads: int | None = None,
     ) -> None:
-        if model is not None and not isinstance(model, (str, os.PathLike)):
-            raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
-                                    f"got {type(model).__name__}")
+        model = model_arg(model)
         self.model_path = Path(model) if model is not None else default_model_path()
         self.device = device
         self.batch_size = positive_int("batch_size", batch_size)

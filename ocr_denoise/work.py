@@ -26,7 +26,7 @@ from . import images, pipeline, rescale
 from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
 from .plan import Task, same_file, text_path
 from .report import FileResult
-from .session import Denoiser, Device, device_key
+from .session import Denoiser, Device, device_key, model_arg
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,9 @@ class RunOptions:
     upscale: str | int | None = None
 
     def __post_init__(self) -> None:
-        if self.model is not None:
-            if not isinstance(self.model, (str, os.PathLike)):
-                raise SettingsTypeError(f"model must be a path or None, got "
-                                        f"{type(self.model).__name__}")
-            object.__setattr__(self, "model", os.fspath(self.model))
+        model = model_arg(self.model)
+        if model is not None:
+            object.__setattr__(self, "model", os.fspath(model))
         # "auto", "cpu", "cuda" or provider names (kept as a tuple: hashable, picklable)
         object.__setattr__(self, "device", device_key(self.device))
         # a bad upscale is one error for the run, not a failure of every file
