@@ -55,13 +55,13 @@ time on a 300-DPI letter page: 4.6%; at 150 DPI 6.4%; on a 90-DPI one 10.5%.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from . import flatten
+from .tiling import RowSource
 
 #: Name of this rule, for logs and benchmarks.
 NAME = "guard-v1"
@@ -102,8 +102,6 @@ MIN_COMPONENTS = 20
 _SQUARE3 = np.ones((3, 3), np.uint8)
 _LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
-#: (y0, y1) -> float32 gray rows y0..y1-1 in [0, 1], full width.
-RowSource = Callable[[int, int], np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ here, between these stages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -46,7 +45,7 @@ from . import rescale as page_rescale
 from .errors import SettingsError
 from .model import ModelSpec
 from .normalize import PageSpec, check_page, to_gray_float, to_uint8
-from .tiling import TileGrid, apply_tiled
+from .tiling import ContextFn, RowSource, TileGrid, apply_tiled
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,6 @@ Upscale = Union[None, str, int]
 #: The guard's measurements of a page and the flatten levels they were taken with.
 Measured = tuple[page_guard.PageStats, page_flatten.PageLevels]
 
-#: (y0, y1) -> float32 rows y0..y1-1 of the page, full width, in [0, 1].
-RowSource = Callable[[int, int], np.ndarray]
-#: (patch rows, patch columns) of patch corners -> (N, P, P) context windows.
-ContextFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class Denoiser(Protocol):
