@@ -18,11 +18,16 @@ stage 2 was). Choose on another seed's pages and report on the default ones.
 
 1. OCR: renders validation pages with seeds training never uses (training draws
    from ``numpy.random.default_rng(config.seed)``; these pages use
-   ``SeedSequence([VAL_SEED, kind, page])``), damages each with one damage kind, and
-   runs real tesseract on the clean, damaged and denoised page and on each
-   classical baseline: Otsu, Sauvola, median + Otsu, OpenCV non-local means, and
-   tesseract's own Sauvola (``-c thresholding_method=2``). Prints character error
-   rate (CER, %) per damage kind, and CER of ``denoise_page(clean)``.
+   ``SeedSequence([VAL_SEED, kind, page])``), damages each with one damage kind
+   (``synth.DAMAGES``), or draws the kinds of page real scans have (``train.scans``:
+   5-8 px serif print, forms, thermal receipts, photocopies, phone captures, and
+   those with one more damage), and runs real tesseract on the clean, damaged and
+   denoised page and on each classical baseline: Otsu, Sauvola, median + Otsu,
+   OpenCV non-local means, and tesseract's own Sauvola (``-c thresholding_method=2``).
+   Prints character error rate (CER, %) per kind, MEAN over the damage kinds and
+   SCAN MEAN over the scan kinds, the denoised page's paired ΔCER against the
+   damaged page and the kind's best baseline (95% bootstrap interval over pages),
+   and CER of ``denoise_page(clean)``.
 2. NoisyOffice val (the Kaggle "Denoising Dirty Documents" images): per-pixel RMSE on
    [0, 1], pooled over all pixels, as Kaggle scored it.
 3. DIBCO 2009-2013: PSNR (dB) and F-measure (%) against the binary ground truth,
@@ -50,10 +55,11 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per process
 
 from baselines import CLEANERS  # noqa: E402
+from real_scans import bootstrap  # noqa: E402
 
 from ocr_denoise import Denoiser  # noqa: E402
 from ocr_denoise.ocr import cer, tesseract_text  # noqa: E402
-from train import synth  # noqa: E402
+from train import scans, synth  # noqa: E402
 
 VAL_SEED = 31_337_2026
 #: Pages for choosing between models (``--seed``), so the reported pages stay unseen.
@@ -70,6 +76,24 @@ def val_page(kind_idx: int, page_idx: int,
     rng = np.random.default_rng(np.random.SeedSequence([seed, kind_idx, page_idx]))
     page = synth.render_page(rng, 640, 900, x_height=float(rng.uniform(12, 22)), margin=30)
     return page, rng
+
+
+#: Every kind of page: ``synth``'s damage kinds (on ``val_page``'s prose), then the
+#: kinds of page real scans have (``train.scans``: small print, forms, receipts,
+#: copies, phone captures, and mixes), which draw their own pages. A kind's pages
+#: depend on its place here, so new kinds go at the end.
+KINDS = [*synth.DAMAGES, *scans.KINDS]
+
+
+def kind_page(kind: str, page_idx: int, seed: int = VAL_SEED) -> tuple[synth.Page, np.ndarray]:
+    """Page ``page_idx`` of ``kind`` under ``seed``: the clean page (with its text) and
+    the damaged one (float32 in [0, 1])."""
+    ki = KINDS.index(kind)
+    if kind in scans.KINDS:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, ki, page_idx]))
+        return scans.make(kind, rng, float(rng.uniform(0.4, 1.0)))
+    page, rng = val_page(ki, page_idx, seed)
+    return page, synth.damage(page.clean, kind, rng, float(rng.uniform(0.4, 1.0)))
 
 
 #: Every column of the OCR table, in its order.
@@ -89,8 +113,8 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
               kinds: list[str] | None = None, seed: int = VAL_SEED,
               methods: list[str] | None = None) -> dict:
     """CER of each of ``methods`` (default all of ``METHODS``) on ``pages`` pages of
-    each damage kind (default all). A page's seed depends on its kind's place in
-    ``synth.DAMAGES``, not in ``kinds``, so a subset scores the same pages as a full
+    each kind of ``KINDS`` (default all). A page's seed depends on its kind's place in
+    ``KINDS``, not in ``kinds``, so a subset scores the same pages as a full
     run, and a column's figures do not depend on which other columns are asked for.
     The clean round trip always uses the first kind's clean pages.
 
@@ -109,13 +133,12 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
         page, _ = val_page(0, pi, seed)
         jobs.append(("_clean", "", u8(page.clean), "", page.text))
         jobs.append(("_roundtrip", "", den.denoise(u8(page.clean)), "", page.text))
-    for ki, kind in enumerate(synth.DAMAGES):
+    for kind in KINDS:
         if kinds and kind not in kinds:
             continue
         for pi in range(pages):
-            page, rng = val_page(ki, pi, seed)
-            clean = u8(page.clean)
-            noisy = u8(synth.damage(page.clean, kind, rng, float(rng.uniform(0.4, 1.0))))
+            page, damaged = kind_page(kind, pi, seed)
+            clean, noisy = u8(page.clean), u8(damaged)
             for m in methods:
                 if m == "clean":
                     im = clean
@@ -145,10 +168,38 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
     # on the same pages compare page by page, which ten pages' means are too noisy for.
     per_page = {k: {m: [100 * c for c in v[m]] for m in methods} for k, v in results.items()}
     table = {k: {m: float(np.mean(v[m])) for m in methods} for k, v in per_page.items()}
-    table["MEAN"] = {m: float(np.mean([table[k][m] for k in per_page])) for m in methods}
+    # Two means: the damage kinds' (the figure earlier models were judged by) and the
+    # scan kinds', so adding kinds does not move the old one.
+    for name, group in (("MEAN", synth.DAMAGES), ("SCAN MEAN", scans.KINDS)):
+        ks = [k for k in per_page if k in group]
+        if ks:
+            table[name] = {m: float(np.mean([table[k][m] for k in ks])) for m in methods}
     return {"methods": methods, "table": table, "pages": per_page,
+            "paired": paired_differences(per_page, methods),
             "clean_cer": 100 * float(np.mean(clean_cer)),
             "denoised_clean_cer": 100 * float(np.mean(clean_roundtrip))}
+
+
+def paired_differences(per_page: dict[str, dict[str, list[float]]],
+                       methods: list[str]) -> dict[str, dict[str, list]]:
+    """Per kind, where the columns are there: the denoised page's CER minus the
+    damaged page's, and minus the best classical baseline's (the one with the lowest
+    mean CER on that kind), page by page: ``[mean, low, high]`` with a 95% bootstrap
+    interval over pages, and the baseline's name."""
+    baselines = [m for m in methods if m in CLEANERS or m == "tess-sauvola"]
+    out: dict[str, dict[str, list]] = {}
+    for kind, cols in per_page.items():
+        if "denoised" not in cols:
+            continue
+        den = np.array(cols["denoised"])
+        row: dict[str, list] = {}
+        if "damaged" in cols:
+            row["vs_damaged"] = list(bootstrap(den - np.array(cols["damaged"])))
+        if baselines:
+            best = min(baselines, key=lambda m: float(np.mean(cols[m])))
+            row["vs_best_baseline"] = [*bootstrap(den - np.array(cols[best])), best]
+        out[kind] = row
+    return out
 
 
 def noisyoffice_rmse(den: Denoiser) -> dict[str, float]:
@@ -213,13 +264,13 @@ def seen_dibco(metadata: dict[str, str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
-    ap.add_argument("--pages", type=int, default=20, help="validation pages per damage kind")
+    ap.add_argument("--pages", type=int, default=20, help="validation pages per kind")
     ap.add_argument("--overlap", type=int, default=None,
                     help="patch overlap in pixels (default: denoise_page's)")
     ap.add_argument("--only", choices=["ocr", "noisyoffice", "dibco"], action="append")
     ap.add_argument("--kinds", default="",
-                    help="comma-separated damage kinds for the OCR table (default: all; "
-                         "MEAN is then over these kinds only)")
+                    help="comma-separated kinds for the OCR table (default: all; "
+                         "MEAN and SCAN MEAN are then over these kinds only)")
     ap.add_argument("--seed", type=int, default=VAL_SEED,
                     help=f"validation page seed (default {VAL_SEED}, the reported pages; "
                          f"choose between models on others, e.g. {SELECT_SEED})")
@@ -234,10 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                     "own figures, where the default shows what denoise_page does")
     args = ap.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in synth.DAMAGES]
+    unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        ap.error(f"--kinds: unknown damage kind(s) {', '.join(unknown)}; "
-                 f"known: {', '.join(synth.DAMAGES)}")
+        ap.error(f"--kinds: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or None
     try:
         check_methods(methods or METHODS)
@@ -260,6 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|" + "---:|" * len(ms))
         for k, row in r["table"].items():
             print(f"| {k} | " + " | ".join(f"{row[m]:.1f}" for m in ms) + " |")
+        if r["paired"]:
+            print("\nPaired ΔCER (points) of the denoised page, mean [95% bootstrap "
+                  "interval over pages]\n")
+            print("| kind | vs damaged | vs best baseline |\n|---|---|---|")
+            for k, row in r["paired"].items():
+                cells = []
+                for key in ("vs_damaged", "vs_best_baseline"):
+                    v = row.get(key)
+                    cells.append("" if v is None else f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"
+                                 + (f" ({v[3]})" if len(v) > 3 else ""))
+                print(f"| {k} | " + " | ".join(cells) + " |")
         print(f"\nclean pages: CER {r['clean_cer']:.2f}% as rendered, "
               f"{r['denoised_clean_cer']:.2f}% after denoise_page")
     if "noisyoffice" in parts:
