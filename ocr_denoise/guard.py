@@ -11,26 +11,52 @@ model was measured to help; otherwise the page comes out as it came in (as
     [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] times sqrt(pi / 2) / 6, taken over
     paper only (pixels whose 5 x 5 medians around them are all paper): text
     edges are not noise. Sensor noise, salt and pepper and fax dither give
-    20-60; real 90-DPI forms, stains, crumples and clean prose below 1.5; very
-    small dense print up to about 7.
+    20-60; NoisyOffice's pages 2-3; real 90-DPI forms 0.3-1.5 (10th to 90th
+    percentile), stains, crumples and clean prose below 1.5; very small dense
+    print up to about 5.
+``fine_noise`` (before)
+    the same estimate over paper with no dark pixel within 1 px either (none
+    darker than ``FINE_PAPER`` of the background): grain, sensor noise and
+    paper texture, without the edges of hairlines and tiny letters, which a
+    5 x 5 median removes and ``noise`` then counts (sharp 6-px print: ``noise``
+    3-7), and without impulses (specks, salt and pepper, fax dither), which
+    only ``noise`` sees. NoisyOffice's pages 1.8-2.5; real 90-DPI forms
+    0.1-0.4; scanned 5-8 px print 0.8-1.1.
 ``detail`` (before)
     the same response over the whole page, text edges included: how sharp the
     page is. Sharp prose gives about 3, real 90-DPI forms 1.3-7, blurred,
     faded or resampled pages 0.2-1.3.
-``background`` (before)
-    how uneven the paper is: the 99th minus the 1st percentile of the
-    background ``flatten`` measures (0..1). Stains, shadows and uneven light
-    give 0.1-0.6; clean paper and real office scans about 0.
+``stain`` (before)
+    how much of the page is discoloured paper: the share of the page whose
+    background (``flatten``'s) is between ``STAIN_RANGE`` of the paper level
+    (the background's 99th percentile). A stain, a shadow or a gradient of
+    light covers much of a page at such levels (0.15-0.9). guard-v1 measured
+    unevenness as the background's 99th minus 1st percentile instead, but a
+    real form's black scan border, inverted banner or halftone bar gives that
+    0.4-0.95 (FUNSD), and the model made those forms read worse: such areas
+    are darker than paper, and their edges thin strips (forms: under 0.08).
 ``grey`` (before)
-    the share of pixels between ink and paper: darkness (1 - pixel /
-    background) between 0.15 and 0.65. Crumpled paper and text showing through
-    from the back give 0.08-0.2; clean prose and real office scans 0.02-0.06.
-``text_height`` (of the model's output)
+    the share of pixels between ink and paper away from ink: darkness (1 -
+    pixel / background, stretched by ``flatten``'s ink gain) between 0.15 and
+    0.65, more than 2 px from ink (darker than that). Text showing through
+    from the back and crumpled paper give 0.06-0.17; clean, small, blurred or
+    faded print, whose grey is the edges of its letters, under 0.01.
+    (guard-v1 counted the grey edges too, and sent small and blurred print,
+    where the model hurts most, to the model.)
+``ink`` (before)
+    how dark the darkest ink is (``flatten``'s ink level, 0.25..1): faded
+    print and thermal receipts 0.25-0.3, dark print 0.5-1.
+``text_height`` (of the model's output, and of its input where that is small)
     the median height (px) of letter-like connected components of the page
     binarised with a local mean threshold (after a 3 x 3 median): about the
     x-height of body text. Measured on the output because on the input noise
     specks are components too (a noisy 15-px page reads as 4 px); the output
-    has none. None when fewer than 20 components qualify.
+    has none. But on degraded handwriting the output's fragments and specks
+    read as 6-8 px where the page's letters are 12-21 (DIBCO), so where the
+    output's is below ``MIN_TEXT`` the input's is taken too, and the larger
+    decides: noise makes the input's smaller, fragments the output's, neither
+    makes text look larger than it is. None when fewer than 20 components
+    qualify.
 
 The rule, with thresholds chosen on selection pages only
 (``benchmarks/guard_select.py``; docs/benchmarks.md has the figures):
@@ -38,23 +64,25 @@ The rule, with thresholds chosen on selection pages only
 1. ``before``: a very smooth page (``detail < SMOOTH``: the strongest blur) is
    left as it is: the model sharpens nothing and made such pages read worse.
    So is a page with none of the damage the model removes (``noise <
-   NOISE``, even paper, little grey): on such pages, real scans above all, it
-   only erodes letters. The model does not even run on them;
+   NOISE``, ``fine_noise < FINE_NOISE``, ``stain < STAIN``, ``grey < GREY``,
+   ``ink >= FAINT``): on such pages, real scans above all, it only erodes
+   letters. The model does not even run on them;
 2. ``after``: a very noisy page (``noise >= NOISY``) keeps the model's output,
    this is what the model is for; otherwise text smaller than ``MIN_TEXT`` is
-   left as it is: the model learnt x-heights of 10-40 px and erases the hairlines of
-   smaller letters; ``upscale="auto"`` enlarges such pages first.
+   left as it is: the model learnt x-heights of 10-40 px and erases the
+   hairlines of smaller letters; ``upscale="auto"`` enlarges such pages first.
 
 Cost: the noise, detail, grey and text-height measurements read at most about
 ``SAMPLE_PIXELS`` pixels (bands of rows spread over a larger page), and the
-background is the one ``flatten`` measures (from the whole page) for the model
-anyway: measured on 2 cores, the share of ``denoise_page``'s
-time on a 300-DPI letter page: 4.6%; at 150 DPI 6.4%; on a 90-DPI one 10.5%.
+background and ink level are the ones ``flatten`` measures (from the whole
+page) for the model anyway (docs/benchmarks.md has the share of
+``denoise_page``'s time, from ``benchmarks/speed.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -64,26 +92,44 @@ from . import flatten
 from .tiling import RowSource
 
 #: Name of this rule, for logs and benchmarks.
-NAME = "guard-v1"
+NAME = "guard-v2"
 # The thresholds: chosen on selection pages by benchmarks/guard_select.py (FUNSD's
-# selection forms and ocr_quality's selection seed, 20 pages per damage kind).
-#: Paper noise (gray levels) at or above which a page has noise the model removes.
-NOISE = 3.5
+# selection forms, NoisyOffice's train pairs and ocr_quality's selection seed, 20
+# pages per kind).
+#: Paper noise (gray levels) at or above which a page has noise the model removes
+#: (specks and heavy noise; fine noise has its own threshold, below).
+NOISE = 6.0
+#: Fine paper noise (``PageStats.fine_noise``) at or above which a page has noise the
+#: model removes.
+FINE_NOISE = 1.2
 #: Paper noise at or above which the model's output is kept whatever the text size.
 NOISY = 20.0
-#: Background unevenness (0..1) at or above which the paper is damaged.
-BACKGROUND = 0.025
-#: Share of grey pixels at or above which a page is damaged (crumples, bleed-through).
-GREY = 0.08
+#: Ink level (``PageStats.ink``) below which the ink is faint: the model restores it.
+FAINT = 0.3
+#: Share of the page whose paper is discoloured at or above which the paper is damaged.
+STAIN = 0.1
+#: Background levels, as shares of the paper level, counted as discoloured paper:
+#: darker is not paper (a black border, a banner), lighter is paper's own variation.
+STAIN_RANGE = (0.35, 0.9)
+#: Share of grey pixels away from ink at or above which a page is damaged
+#: (crumples, bleed-through).
+GREY = 0.02
 #: A pixel is paper, for the noise estimate, where its 5 x 5 median is at least
 #: this share of the background.
 PAPER = 0.9
-#: Darkness range (1 - pixel / background) counted as grey.
+#: ... and, for the fine-noise estimate, where no pixel within 1 px is darker than
+#: this share of the background.
+FINE_PAPER = 0.7
+#: Darkness range (1 - pixel / background, stretched by the ink gain) counted as
+#: grey; darker is ink.
 GREY_RANGE = (0.15, 0.65)
 #: Detail (``PageStats.detail``) below which a page is smooth (strongly blurred): left as it is.
 SMOOTH = 0.4
-#: Text height (px) below which the model's output is not kept (not noisy pages).
-MIN_TEXT = 9.0
+#: Text height (px) below which the model's output is not kept (not noisy pages);
+#: 0: never. guard-v1 had 9, but with the damage measures of guard-v2 no text height
+#: left out helped on the selection pages (small print no longer reaches the model
+#: undamaged, and damaged small print read better cleaned).
+MIN_TEXT = 0.0
 #: ``upscale="auto"`` enlarges pages whose text (px, on the input) is smaller than
 #: this, 2x. On FUNSD's selection forms a 2x enlargement read better at every text
 #: height measured there (6-13 px; benchmarks/real_scans.py --split selection
@@ -100,8 +146,8 @@ BAND = 192
 MIN_COMPONENTS = 20
 
 _SQUARE3 = np.ones((3, 3), np.uint8)
+_SQUARE5 = np.ones((5, 5), np.uint8)
 _LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-
 
 
 @dataclass(frozen=True)
@@ -110,8 +156,10 @@ class PageStats:
 
     noise: float
     detail: float
-    background: float
+    stain: float
+    fine_noise: float
     grey: float
+    ink: float
 
 
 @dataclass(frozen=True)
@@ -148,9 +196,11 @@ def measure(read: RowSource, height: int, width: int,
     if levels is None:
         levels = flatten.measure(read, height, width)
     total, count = 0.0, 0
+    fine_total, fine_count = 0.0, 0
     detail, detail_count = 0.0, 0
     grey, pixels = 0, 0
     lo, hi = GREY_RANGE
+    gain = np.float32(levels.gain)
     for y0, y1 in bands(height, width):
         rows = read(y0, y1)
         g = _u8(rows)
@@ -165,18 +215,32 @@ def measure(read: RowSource, height: int, width: int,
             inner = paper[1:-1, 1:-1]
             total += float(r[inner].sum())
             count += int(np.count_nonzero(inner))
+            # Paper with no dark pixel within 1 px either: fine noise (grain, sensor
+            # noise, paper texture) without the edges of hairlines and tiny letters
+            # that a 5 x 5 median removes, and without impulses (specks, salt and
+            # pepper), which ``noise`` counts.
+            fine = inner & (cv2.erode(g, _SQUARE3) >= _u8(background * FINE_PAPER))[1:-1, 1:-1]
+            fine_total += float(r[fine].sum())
+            fine_count += int(np.count_nonzero(fine))
             detail += float(r.sum())
             detail_count += r.size
-        dark = 1.0 - rows / background
-        grey += int(np.count_nonzero((dark > lo) & (dark < hi)))
+        # Grey away from ink (more than 2 px from it), the darkness stretched as
+        # flatten stretches it: bleed-through and crumples, not the anti-aliased
+        # or blurred edges of letters, nor faded ink.
+        dark = (1.0 - rows / background) * gain
+        near = cv2.dilate((dark >= hi).astype(np.uint8), _SQUARE5) > 0
+        grey += int(np.count_nonzero((dark > lo) & (dark < hi) & ~near))
         pixels += dark.size
-    p1, p99 = np.percentile(levels.background, [1, 99])
+    rel = levels.background / max(float(np.percentile(levels.background, 99)), 1e-6)
+    s0, s1 = STAIN_RANGE
     scale = math.sqrt(math.pi / 2) / 6
     return PageStats(
         noise=scale * total / count if count else 0.0,
+        fine_noise=scale * fine_total / fine_count if fine_count else 0.0,
         detail=scale * detail / detail_count if detail_count else 0.0,
-        background=float(p99 - p1),
+        stain=float(np.count_nonzero((rel > s0) & (rel < s1))) / rel.size,
         grey=grey / pixels if pixels else 0.0,
+        ink=1.0 / float(gain),
     )
 
 
@@ -239,19 +303,35 @@ def before(stats: PageStats) -> Decision:
         return Decision(False, f"smooth page (detail {stats.detail:.2f} < {SMOOTH})")
     if stats.noise >= NOISE:
         return Decision(True, f"noise on the paper ({stats.noise:.1f} >= {NOISE})")
-    if stats.background >= BACKGROUND:
-        return Decision(True, f"uneven paper (background {stats.background:.2f})")
+    if stats.fine_noise >= FINE_NOISE:
+        return Decision(True, f"fine noise on the paper ({stats.fine_noise:.1f} >= "
+                              f"{FINE_NOISE})")
+    if stats.stain >= STAIN:
+        return Decision(True, f"discoloured paper ({stats.stain:.2f} of the page)")
     if stats.grey >= GREY:
         return Decision(True, f"grey damage ({stats.grey:.3f} of the page)")
+    if stats.ink < FAINT:
+        return Decision(True, f"faint ink (ink level {stats.ink:.2f} < {FAINT})")
     return Decision(False, f"no damage the model removes (noise {stats.noise:.1f}, "
-                           f"background {stats.background:.2f}, grey {stats.grey:.3f})")
+                           f"stain {stats.stain:.2f}, grey {stats.grey:.3f}, "
+                           f"ink {stats.ink:.2f})")
 
 
-def after(stats: PageStats, output_text_height: float | None) -> Decision:
+def after(stats: PageStats, output_text_height: Callable[[], float | None],
+          input_text_height: Callable[[], float | None] | None = None) -> Decision:
     """Whether to keep the model's output, from the input's measurements and the
-    text height of the output."""
+    text heights of the output and, where the output's is below ``MIN_TEXT``, of
+    the input (the larger decides). Both are functions, called only where needed:
+    with ``MIN_TEXT`` 0 or on a noisy page, neither is measured."""
     if stats.noise >= NOISY:
         return Decision(True, f"noisy page (noise {stats.noise:.1f} >= {NOISY})")
-    if output_text_height is not None and output_text_height < MIN_TEXT:
-        return Decision(False, f"small text ({output_text_height:.0f} px < {MIN_TEXT:.0f})")
+    if MIN_TEXT <= 0:
+        return Decision(True, "no text-size rule")
+    height = output_text_height()
+    if height is not None and height < MIN_TEXT and input_text_height is not None:
+        before_height = input_text_height()
+        if before_height is not None:
+            height = max(height, before_height)
+    if height is not None and height < MIN_TEXT:
+        return Decision(False, f"small text ({height:.0f} px < {MIN_TEXT:.0f})")
     return Decision(True, "text the size the model learnt")

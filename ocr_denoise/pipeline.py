@@ -126,11 +126,13 @@ def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
                                                               rows.width, levels)
     if stats is not None and not _keep(page_guard.before(stats), rows):
         return passthrough(img, page, out)
+    source = rows
     rows = flatten(rows, denoiser, levels)
     windows = context(rows, denoiser)
     tile_infer_stitch(rows, windows, denoiser, out)
-    if stats is not None and not _keep(page_guard.after(stats, page_guard.text_height(out)),
-                                       rows):
+    if stats is not None and not _keep(page_guard.after(
+            stats, lambda: page_guard.text_height(out),
+            lambda: page_guard.text_height(source.read, source.height, source.width)), rows):
         return passthrough(img, page, out)
     return restore(out, page)
 

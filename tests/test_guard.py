@@ -1,11 +1,13 @@
 """The guard: the model's output replaces a page only where the model was measured
-to help; smooth pages and small text come out as they came in."""
+to help; smooth pages and pages without the damage it removes come out as they
+came in."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from helpers import make_onnx_graph_model, node, scalar
@@ -93,11 +95,62 @@ def test_clean_page_is_left_as_it_is(lighten_model):
     np.testing.assert_array_equal(Denoiser(lighten_model, device="cpu").denoise(page), page)
 
 
-def test_small_text_is_left_as_it_is_and_text_the_model_learnt_is_cleaned(lighten_model):
+def stats_of(page: np.ndarray) -> guard.PageStats:
+    return guard.measure(rows_of(page), *page.shape)
+
+
+def test_shaded_paper_is_a_stain_and_a_black_border_is_not():
+    page = text(16)
+    assert stats_of(shaded(page)).stain >= guard.STAIN
+    assert guard.before(stats_of(shaded(page))).apply
+    bordered = page.copy()
+    bordered[:, :60] = 0  # a black scan border, and an inverted banner
+    bordered[:50, 100:] = 10
+    assert stats_of(bordered).stain < guard.STAIN
+
+
+def test_grey_is_text_showing_through_not_the_edges_of_small_or_blurred_print():
+    rng = np.random.default_rng(2)
+    clean = synth.render_page(rng, 400, 500, x_height=16, ink=0.1, margin=20).clean
+    through = u8(synth.bleed_through(clean, rng, 0.8))
+    assert stats_of(through).grey >= guard.GREY
+    for page in (text(6), u8(cv2.GaussianBlur(clean, (0, 0), 1.2))):
+        assert stats_of(page).grey < guard.GREY
+
+
+def test_fine_noise_is_grain_not_the_edges_of_tiny_print_nor_specks():
+    rng = np.random.default_rng(4)
+    small = text(6)  # sharp 6-px serif: its hairlines read as noise to ``noise``
+    grainy = np.clip(text(16) + rng.normal(0, 3, (400, 500)), 0, 255).astype(np.uint8)
+    specks = u8(synth.salt_pepper(text(16) / 255.0, rng, 0.5))
+    assert stats_of(small).fine_noise < guard.FINE_NOISE <= stats_of(grainy).fine_noise
+    assert stats_of(specks).fine_noise < guard.FINE_NOISE
+    assert stats_of(specks).noise >= guard.NOISE  # specks: ``noise`` sees them
+    assert guard.before(stats_of(grainy)).apply and guard.before(stats_of(specks)).apply
+
+
+def test_faint_ink_goes_to_the_model_and_dark_ink_does_not():
+    faint = u8(0.9 * (1.0 - (1.0 - text(16) / 255.0) * 0.2))  # ink at 80% of the paper
+    assert stats_of(faint).ink < guard.FAINT
+    assert guard.before(stats_of(faint)).apply
+    assert stats_of(text(16)).ink >= guard.FAINT
+
+
+def test_text_size_rule_takes_the_larger_of_the_inputs_and_outputs_heights(monkeypatch):
+    stats = stats_of(shaded(text(16)))
+    monkeypatch.setattr(guard, "MIN_TEXT", 9.0)
+    assert not guard.after(stats, lambda: 6.0, lambda: 7.0).apply
+    # fragments in the output do not make letters small that the input shows large
+    assert guard.after(stats, lambda: 6.0, lambda: 15.0).apply
+    assert guard.after(stats, lambda: 12.0, lambda: 1 / 0).apply  # input not measured
+    monkeypatch.setattr(guard, "MIN_TEXT", 0.0)  # the rule off: nothing is measured
+    assert guard.after(stats, lambda: 1 / 0, lambda: 1 / 0).apply
+
+
+def test_small_text_rule_reaches_the_pipeline(lighten_model, monkeypatch):
     d = Denoiser(lighten_model, device="cpu")
     small, large = shaded(text(6)), shaded(text(16))
-    for page in (small, large):  # both damaged: the model runs on both
-        assert guard.before(guard.measure(rows_of(page), *page.shape)).apply
+    monkeypatch.setattr(guard, "MIN_TEXT", 9.0)
     np.testing.assert_array_equal(d.denoise(small), small)
     assert (d.denoise(small, guard=False) != small).any()
     assert (d.denoise(large) != large).any()
