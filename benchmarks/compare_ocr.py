@@ -8,8 +8,11 @@ out; then, for every file after the first, how many pages it reads better and wo
 than the first. Why: the means are dominated by a few pages that fail outright (one
 Gaussian page at 83% CER is 4 of a 20-page kind's points), so two models' means
 differ by more than their typical pages do; the median and the paired count show
-whether a change helps most pages or moves a few. Files must score the same pages:
-same ``--seed``, ``--pages`` and ``--kinds`` (checked by page count per kind).
+whether a change helps most pages or moves a few. And the paired difference of
+MEAN (the mean of the kinds' means) against the first file, with a 95% bootstrap
+interval that resamples pages within each kind. Files must score the same pages:
+same ``--seed`` and ``--pages`` (checked by page count per kind); ``--kinds``
+compares only those kinds (default: the first file's).
 """
 
 from __future__ import annotations
@@ -34,12 +37,34 @@ def summary(per_kind: dict[str, list[float]]) -> dict[str, float]:
             "no_worst": float(np.mean([np.mean(sorted(v)[:-1]) for v in per_kind.values()]))}
 
 
+def paired_mean_difference(ref: dict[str, list[float]], other: dict[str, list[float]],
+                           n: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """MEAN (mean over kinds of the kinds' mean CER) of ``other`` minus ``ref``'s, on
+    the same pages, and its 95% percentile bootstrap interval: each resample draws
+    each kind's pages with replacement, the same pages for both."""
+    rng = np.random.default_rng(seed)
+    diffs = {k: np.asarray(other[k], float) - np.asarray(ref[k], float) for k in ref}
+    means = np.zeros(n)
+    for d in diffs.values():
+        means += d[rng.integers(0, len(d), (n, len(d)))].mean(axis=1)
+    means /= len(diffs)
+    point = float(np.mean([d.mean() for d in diffs.values()]))
+    return point, float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", help="ocr_quality.py --json outputs; the first is "
                                              "the reference")
+    ap.add_argument("--kinds", default="", help="comma-separated kinds to compare")
     args = ap.parse_args(argv)
     runs = {f: load(f) for f in args.files}
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if kinds:
+        missing = [(f, k) for f in args.files for k in kinds if k not in runs[f]]
+        if missing:
+            ap.error(f"--kinds: {missing[0][1]} is not in {missing[0][0]}")
+        runs = {f: {k: run[k] for k in kinds} for f, run in runs.items()}
     ref_name, ref = args.files[0], runs[args.files[0]]
     for name, run in runs.items():
         shape = {k: len(v) for k, v in run.items()}
@@ -60,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         b = np.concatenate([runs[f][k] for k in ref])
         print(f"{f} against {ref_name}: better on {int(np.sum(b < a))} pages, worse on "
               f"{int(np.sum(b > a))}, equal on {int(np.sum(b == a))}")
+        mean, lo, hi = paired_mean_difference(ref, runs[f])
+        print(f"  MEAN difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] (95% bootstrap, "
+              f"pages resampled within kinds)")
     return 0
 
 
