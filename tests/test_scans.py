@@ -79,3 +79,27 @@ def test_paired_differences_take_the_best_baseline_of_each_kind():
     assert mean == pytest.approx(-10.0) and lo <= mean <= hi
     assert out["k"]["vs_best_baseline"][3] == "otsu"
     assert out["k"]["vs_best_baseline"][0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", list(scans.KINDS))
+def test_each_kind_draws_a_training_size_page(kind):
+    page, noisy = scans.make(kind, np.random.default_rng(1), 0.5, 256, 256)
+    assert noisy.shape == page.clean.shape and noisy.shape[0] == 256
+    assert noisy.shape[1] <= 256 and page.text
+
+
+def test_training_draws_scan_kinds_only_when_asked():
+    from train import data
+
+    plain = data.synthetic_patches(400, np.random.default_rng(5), per_page=200)
+    mixed = data.synthetic_patches(400, np.random.default_rng(5), per_page=200,
+                                   scan_fraction=1.0)
+    assert plain[0].shape == mixed[0].shape == (400, 28, 28)
+    assert not np.array_equal(plain[0], mixed[0])
+    # every page a scan kind: the inputs are what train.scans draws, not synth's
+    rng = np.random.default_rng(5)
+    rng.random()  # the scan_fraction draw
+    kind = str(rng.choice(list(scans.KINDS)))
+    _, first = scans.make(kind, rng, float(rng.uniform(0.3, 1.0)), 256, 256)
+    x0 = mixed[0][:200]
+    assert x0.min() >= first.min() - 1e-6 and x0.max() <= first.max() + 1e-6

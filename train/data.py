@@ -15,7 +15,7 @@ import numpy as np
 from ocr_denoise import context as page_context
 from ocr_denoise.flatten import flatten_page
 
-from . import synth
+from . import scans, synth
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
@@ -96,17 +96,28 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       kind_weights: dict[str, float] | None = None,
                       mark_fraction: float = 0.0,
                       context: bool = False,
+                      scan_fraction: float = 0.0,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
-    (chosen as ``synth.make_pair``'s ``kind_weights`` say).
+    (chosen as ``synth.make_pair``'s ``kind_weights`` say), or, with probability
+    ``scan_fraction``, a page of one of ``train.scans``' kinds (small print, forms,
+    receipts, photocopies, phone captures, mixes) at the same size: the kinds of page
+    real scans have. At 0 (the default) no draw is made for it, so earlier recipes'
+    data is unchanged.
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
     runtime does for a model exported with that setting. ``black_ink``: targets drawn
     in black (see ``synth.Page.black_ink``). ``damage_fraction``, ``mark_fraction``,
     ``context``: see :func:`sample_patches`."""
     Xs, Ys, got = [], [], 0
     while got < n:
-        noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
-                                       black_ink=black_ink, kind_weights=kind_weights)
+        if scan_fraction > 0 and rng.random() < scan_fraction:
+            kind = str(rng.choice(list(scans.KINDS)))
+            page, noisy = scans.make(kind, rng, float(rng.uniform(0.3, 1.0)), page_size,
+                                     page_size)
+            clean = page.black_ink() if black_ink else page.clean
+        else:
+            noisy, clean = synth.make_pair(rng, page_size, page_size, max_damages=max_damages,
+                                           black_ink=black_ink, kind_weights=kind_weights)
         if page_norm:
             noisy = flatten_page(noisy)
         k = min(per_page, n - got)

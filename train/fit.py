@@ -48,6 +48,9 @@ class TrainConfig:
     init: str = ""  # a .keras checkpoint to start from (fine-tuning); empty: random init
     max_damages: int = 3
     kind_weights: str = ""  # e.g. "bleed_through=3,salt_pepper=2"; empty: uniform (synth.make_pair)
+    # share of synthetic pages drawn from train.scans' kinds (small print, forms, receipts,
+    # photocopies, phone captures); 0: none, as every recipe up to v8
+    scan_fraction: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -85,6 +88,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             kind_weights=kind_weights,
                                             mark_fraction=cfg.mark_fraction,
                                             context=cfg.context,
+                                            scan_fraction=cfg.scan_fraction,
                                             page_size=cfg.page_size,
                                             per_page=round(200 * (cfg.page_size / 256) ** 2)))
     if cfg.pairs and cfg.real_patches:

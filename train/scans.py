@@ -11,7 +11,8 @@ page, since the layout (a form, a narrow receipt) is part of what it is.
 
 Pages are float32 in [0, 1], white = 1; ``Page.text`` is what OCR should read (a
 stamp's ring and a check box's square are not text). Nothing here is used by
-training yet: these are benchmark pages (``benchmarks/ocr_quality.py``).
+training by default: they are the benchmark's pages (``benchmarks/ocr_quality.py``), and
+training draws them only with ``scan_fraction`` (``train/data.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def _font_for(rng: np.random.Generator, family: str, x_height: float):
     return synth._font(path, size), size
 
 
+def _margin(width: int) -> int:
+    """30 px on a benchmark page, less on a small training page."""
+    return min(30, max(4, width // 20))
+
+
 def _scanned(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
     """What an office scanner does to a page: a little optical blur and sensor noise,
     as much as FUNSD's 90-DPI forms have (``guard``'s paper-noise estimate: 0.3-1.5
@@ -52,10 +58,12 @@ def _jpeg(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return synth._jpeg(np.clip(x, 0, 1), int(rng.integers(10, 41)))
 
 
-def small_serif(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def small_serif(rng: np.random.Generator, s: float, height: int = HEIGHT,
+                width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """Serif prose at x-heights of 5-8 px (a page scanned at 75-150 DPI), scanned."""
-    page = synth.render_page(rng, HEIGHT, WIDTH, x_height=float(rng.uniform(5, 8)),
-                             family="serif", ink=float(rng.uniform(0, 0.15)), margin=30)
+    page = synth.render_page(rng, height, width, x_height=float(rng.uniform(5, 8)),
+                             family="serif", ink=float(rng.uniform(0, 0.15)),
+                             margin=_margin(width))
     return page, _scanned(page.clean, rng, s)
 
 
@@ -69,7 +77,7 @@ def render_form(rng: np.random.Generator, height: int = HEIGHT, width: int = WID
     ascent, _ = font.getmetrics()
     img = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(img)
-    margin = 30
+    margin = _margin(width)
     line_h = int(size * rng.uniform(1.8, 2.4))
     words = synth.random_text(rng, 400)
     wi, y, lines = 0, margin, []
@@ -115,24 +123,27 @@ def render_form(rng: np.random.Generator, height: int = HEIGHT, width: int = WID
     return Page(page.astype(np.float32), "\n".join(lines), 0.0)
 
 
-def form(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def form(rng: np.random.Generator, s: float, height: int = HEIGHT,
+         width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """A form at 6-12 px x-height, scanned."""
-    page = render_form(rng)
+    page = render_form(rng, height, width)
     return page, _scanned(page.clean, rng, s)
 
 
-def thermal(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def thermal(rng: np.random.Generator, s: float, height: int = HEIGHT,
+            width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """A thermal receipt: a narrow column of monospaced text, its ink light grey (45-80%
     of the paper's brightness), faded unevenly (along the paper, in streaks, and in
     patches), on off-white paper; scanned."""
-    w = int(rng.integers(*RECEIPT_WIDTH))
-    page = synth.render_page(rng, HEIGHT, w, x_height=float(rng.uniform(8, 13)),
-                             family="mono", ink=0.0, margin=20)
+    w = min(width, int(rng.integers(*RECEIPT_WIDTH)))
+    page = synth.render_page(rng, height, w, x_height=float(rng.uniform(8, 13)),
+                             family="mono", ink=0.0,
+                             margin=20 if w >= RECEIPT_WIDTH[0] else _margin(w))
     paper = float(rng.uniform(0.82, 0.95))
     # Ink brightness as a share of the paper's: 0.45 (darkest) .. 0.8 (faintest).
     darkest = 0.45 + 0.2 * s * float(rng.random())
     streaks = 0.5 + 0.5 * synth._smooth_noise(rng, (1, w), float(rng.uniform(8, 40)))
-    patches = 0.5 + 0.5 * synth._smooth_noise(rng, (HEIGHT, w), float(rng.uniform(60, 200)))
+    patches = 0.5 + 0.5 * synth._smooth_noise(rng, (height, w), float(rng.uniform(60, 200)))
     fade = np.clip(0.55 * streaks + 0.45 * patches, 0, 1)  # 0: as dark as it gets
     level = darkest + (0.8 - darkest) * fade * (0.4 + 0.6 * s)
     ink = 1.0 - page.clean  # 0 paper .. 1 ink
@@ -140,11 +151,12 @@ def thermal(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
     return page, _scanned(noisy.astype(np.float32), rng, s)
 
 
-def photocopy(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def photocopy(rng: np.random.Generator, s: float, height: int = HEIGHT,
+              width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """A photocopy of a copy: grey paper, grey ink (low contrast), blurred, with mild
     noise, saved as JPEG at quality 10-40."""
-    page = synth.render_page(rng, HEIGHT, WIDTH, x_height=float(rng.uniform(8, 16)),
-                             margin=30)
+    page = synth.render_page(rng, height, width, x_height=float(rng.uniform(8, 16)),
+                             margin=_margin(width))
     paper = float(rng.uniform(0.75, 0.92))
     contrast = float(rng.uniform(0.35, 0.6)) * (1.0 - 0.4 * s)  # ink-to-paper distance
     y = paper * (1.0 - (1.0 - page.clean) * contrast)
@@ -154,14 +166,15 @@ def photocopy(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
     return page, _jpeg(y, rng)
 
 
-def phone(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def phone(rng: np.random.Generator, s: float, height: int = HEIGHT,
+          width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """A phone capture: uneven light across the page, out-of-focus blur, sensor noise,
     JPEG at quality 10-40."""
-    page = synth.render_page(rng, HEIGHT, WIDTH, x_height=float(rng.uniform(8, 16)),
-                             margin=30)
-    yy, xx = np.mgrid[:HEIGHT, :WIDTH].astype(np.float32)
+    page = synth.render_page(rng, height, width, x_height=float(rng.uniform(8, 16)),
+                             margin=_margin(width))
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
     a = float(rng.uniform(0, 2 * np.pi))
-    g = np.cos(a) * xx / WIDTH + np.sin(a) * yy / HEIGHT
+    g = np.cos(a) * xx / width + np.sin(a) * yy / height
     g = (g - g.min()) / max(1e-6, float(g.max() - g.min()))
     light = float(rng.uniform(0.8, 0.95)) * (1.0 - (0.1 + 0.3 * s) * g)
     contrast = float(rng.uniform(0.55, 0.8))
@@ -173,7 +186,9 @@ def phone(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
 
 
 #: The scan kinds that stand alone.
-BASE: dict[str, Callable[[np.random.Generator, float], tuple[Page, np.ndarray]]] = {
+#: A scan kind: ``(rng, strength, height, width) -> (clean Page, damaged page)``.
+Kind = Callable[..., tuple[Page, np.ndarray]]
+BASE: dict[str, Kind] = {
     "small_serif": small_serif,
     "form": form,
     "thermal": thermal,
@@ -186,23 +201,25 @@ MIX_DAMAGES = ["gaussian", "salt_pepper", "stains", "illumination", "crumple",
                "bleed_through"]
 
 
-def scan_mix(rng: np.random.Generator, s: float) -> tuple[Page, np.ndarray]:
+def scan_mix(rng: np.random.Generator, s: float, height: int = HEIGHT,
+             width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """One of ``BASE``'s pages with one of ``synth``'s damages on it as well (a stained
     receipt, a crumpled form, a noisy photocopy)."""
     kind = str(rng.choice(sorted(BASE)))
     extra = str(rng.choice(MIX_DAMAGES))
-    page, noisy = BASE[kind](rng, s)
+    page, noisy = BASE[kind](rng, s, height, width)
     return page, synth.DAMAGES[extra](np.clip(noisy, 0, 1), rng, s)
 
 
-KINDS: dict[str, Callable[[np.random.Generator, float], tuple[Page, np.ndarray]]] = {
-    **BASE, "scan_mix": scan_mix}
+KINDS: dict[str, Kind] = {**BASE, "scan_mix": scan_mix}
 
 
-def make(kind: str, rng: np.random.Generator, strength: float) -> tuple[Page, np.ndarray]:
-    """A clean page of ``kind`` and its damaged version, clipped to [0, 1] float32.
-    Raises KeyError naming the kind when it is not one of ``KINDS``."""
+def make(kind: str, rng: np.random.Generator, strength: float, height: int = HEIGHT,
+         width: int = WIDTH) -> tuple[Page, np.ndarray]:
+    """A clean ``height`` x ``width`` page of ``kind`` (a receipt may be narrower) and
+    its damaged version, clipped to [0, 1] float32. Raises KeyError naming the kind
+    when it is not one of ``KINDS``."""
     if kind not in KINDS:
         raise KeyError(f"unknown scan kind {kind!r}; known: {', '.join(KINDS)}")
-    page, noisy = KINDS[kind](rng, float(strength))
+    page, noisy = KINDS[kind](rng, float(strength), height, width)
     return page, np.clip(noisy, 0.0, 1.0).astype(np.float32)
