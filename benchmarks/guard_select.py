@@ -183,8 +183,6 @@ class Table:
     few numpy operations (the grid has tens of thousands of rules)."""
 
     def __init__(self, rows: list[dict]):
-        self.rows = rows
-
         def col(key: str, default: float = float("nan")) -> np.ndarray:
             return np.array([default if r.get(key) is None else float(r[key]) for r in rows])
 
@@ -207,8 +205,6 @@ class Table:
                        "scan": [k for k in kinds if k in ocr_quality.scans.KINDS]}
         self.kind_masks = {k: self.kind == k for k in kinds}
         self.clean = self.kind == "_clean"
-        n = int(self.funsd.sum())
-        self.boot = np.random.default_rng(0).integers(0, n, (10_000, n)) if n else None
 
     def keeps(self, rule: Rule) -> np.ndarray:
         """``guard.before`` then ``guard.after``, on every page's recorded measurements."""
@@ -222,11 +218,10 @@ class Table:
         keep = self.keeps(rule)
         cer = np.where(keep, self.model, self.raw)
         d = (cer - self.raw)[self.funsd]
-        mean = float(d.mean()) if len(d) else float("nan")
-        lo = hi = float("nan")
-        if interval and self.boot is not None:
-            means = d[self.boot].mean(axis=1)
-            lo, hi = float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+        if interval:
+            mean, lo, hi = real_scans.bootstrap(d)
+        else:
+            mean, lo, hi = (float(d.mean()) if len(d) else float("nan")), float("nan"), float("nan")
         per_kind = {k: float(cer[m].mean()) for k, m in self.kind_masks.items()}
         sq = np.where(keep, self.model_sq, self.raw_sq)[self.office].sum()
         group = {g: float(np.mean([per_kind[k] for k in ks])) if ks else 0.0
@@ -235,10 +230,10 @@ class Table:
         # guard makes read worse is what users drop a tool for.
         harm = float(np.mean([max(0.0, v - float(self.raw[self.kind_masks[k]].mean()))
                               for k, v in per_kind.items()])) if per_kind else 0.0
+        all_kinds = float(np.mean(list(per_kind.values())))
         return {"rule": rule, "funsd": (mean, lo, hi),
                 "noisyoffice": float(np.sqrt(sq / self.pixels)),
-                **group, "all_kinds": float(np.mean(list(per_kind.values()))),
-                "harm": harm, "objective": float(np.mean(list(per_kind.values()))) + harm,
+                **group, "all_kinds": all_kinds, "harm": harm, "objective": all_kinds + harm,
                 "per_kind": per_kind,
                 "clean_roundtrip": float(cer[self.clean].mean()) if self.clean.any() else 0.0,
                 "funsd_kept": int(keep[self.funsd].sum())}
