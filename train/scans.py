@@ -33,10 +33,9 @@ RECEIPT_WIDTH = (360, 440)
 
 
 def _font_for(rng: np.random.Generator, family: str, x_height: float):
-    fonts = synth.available_fonts()
-    paths = fonts.get(family) or fonts.get("sans") or [None]
-    path = paths[int(rng.integers(len(paths)))]
-    size = max(6, int(round(x_height / 0.53)))
+    """A font of ``family`` (or sans where this machine has none) for ``x_height``."""
+    path = synth.font_path(rng, family if family in synth.available_fonts() else "sans")
+    size = synth.font_size(x_height)
     return synth._font(path, size), size
 
 

@@ -52,6 +52,19 @@ def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 
+def font_path(rng: np.random.Generator, family: str) -> str | None:
+    """One of ``family``'s font files, drawn at random (None: Pillow's built-in font,
+    when the family has none here)."""
+    paths = available_fonts().get(family) or [None]
+    return paths[int(rng.integers(len(paths)))]
+
+
+def font_size(x_height: float) -> int:
+    """The em size (px) that draws letters of ``x_height`` px: the x-height is about
+    0.5-0.55 of the em size."""
+    return max(6, int(round(x_height / 0.53)))
+
+
 # -- text -------------------------------------------------------------------------
 
 _DOC_MODULES = [
@@ -138,10 +151,9 @@ def render_page(
     fonts = available_fonts()
     if family is None:
         family = str(rng.choice(sorted(fonts))) if fonts else "default"
-    paths = fonts.get(family) or [None]
-    path = paths[int(rng.integers(len(paths)))]
+    path = font_path(rng, family)
     xh = float(x_height if x_height is not None else rng.uniform(10, 40))
-    size = max(6, int(round(xh / 0.53)))  # x-height is ~0.5-0.55 of the em size
+    size = font_size(xh)
     font = _font(path, size)
     ink_level = float(ink if ink is not None else rng.uniform(0.0, 0.25))
 
