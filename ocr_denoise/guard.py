@@ -20,8 +20,9 @@ model was measured to help; otherwise the page comes out as it came in (as
     paper texture, without the edges of hairlines and tiny letters, which a
     5 x 5 median removes and ``noise`` then counts (sharp 6-px print: ``noise``
     3-7), and without impulses (specks, salt and pepper, fax dither), which
-    only ``noise`` sees. NoisyOffice's pages 1.8-2.5; real 90-DPI forms
-    0.1-0.4; scanned 5-8 px print 0.8-1.1.
+    only ``noise`` sees. NoisyOffice's train pages 1.5-2.0 (10th to 90th
+    percentile); real 90-DPI forms 0.04-0.18 (at most 0.8); scanned 5-8 px
+    print 0.6-0.9 (at most 1.0).
 ``detail`` (before)
     the same response over the whole page, text edges included: how sharp the
     page is. Sharp prose gives about 3, real 90-DPI forms 1.3-7, blurred,
