@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                         "metadata (no re-export; the checksum is rewritten)")
     vp.add_argument("model", help="the .onnx file")
     vp.add_argument("version", help="e.g. v8")
+    ip = sub.add_parser("import-onnx", help="rebuild an exported model as a Keras checkpoint "
+                        "(OUT/model.keras + config.json) to fine-tune it")
+    ip.add_argument("model", help="the .onnx file (e.g. ocr_denoise/models/denoiser.onnx)")
+    ip.add_argument("--out", required=True, help="run folder to write")
     rp = sub.add_parser("recipe", help="the shipped model's two stages (train/recipe.py)")
     rp.add_argument("--out", required=True,
                     help="run folder: stage 1 goes to OUT/base, stage 2 to OUT")
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         diff = export(model, out, config, extra=init_configs(config),
                       model_version=args.model_version)
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
+        return 0
+    if args.cmd == "import-onnx":
+        from .restore import restore
+        print(f"wrote {restore(args.model, args.out)}")
         return 0
     if args.cmd == "set-version":
         from .export import set_model_version
