@@ -44,6 +44,25 @@ def test_small_serif_print_is_5_to_8_px():
         assert height is not None and 4 <= height <= 9
 
 
+def test_enlarged_small_print_is_what_auto_upscale_enlarges_and_its_target_is_sharp():
+    import cv2
+
+    for seed in range(3):
+        page, noisy = scans.make("enlarged", np.random.default_rng(seed), 0.5)
+        h, w = noisy.shape
+        scanned = cv2.resize(u8(noisy), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        small = guard.text_height(scanned)
+        assert small is not None
+        assert guard.upscale_factor(0.0, small) == 2  # upscale="auto" enlarges the scan
+        big = guard.text_height(u8(page.clean))
+        # (blur makes the scan's print measure taller than it is, so only the order
+        # is certain)
+        assert big is not None and big > small
+        # Interpolated, not sharp: its edges are softer than the target's.
+        edge = lambda x: np.abs(np.diff(x, axis=1)).max(axis=1).mean()  # noqa: E731
+        assert edge(noisy) < 0.8 * edge(page.clean)
+
+
 def test_thermal_ink_is_light_grey_at_45_to_80_percent_of_the_paper():
     for seed in range(3):
         page, noisy = scans.make("thermal", np.random.default_rng(seed), 1.0)
