@@ -136,6 +136,9 @@ MIN_TEXT = 0.0
 #: height measured there (6-13 px; benchmarks/real_scans.py --split selection
 #: --methods raw,cubic2x); larger text was not measured, so it keeps its size.
 UPSCALE_BELOW = 14.0
+#: Whether a page ``upscale`` enlarged goes to the model even when it shows no damage
+#: the model removes (the model then sharpens the interpolated small print).
+ENLARGED = False
 #: Pixels ``upscale="auto"`` reads for its text height (more than the guard's: it
 #: decides the output's size, and was chosen on whole 0.8-Mpx pages).
 UPSCALE_SAMPLE_PIXELS = 2_000_000
@@ -298,10 +301,13 @@ def upscale_factor(page_noise: float, input_text_height: float | None) -> int:
     return 2 if input_text_height < UPSCALE_BELOW else 1
 
 
-def before(stats: PageStats) -> Decision:
-    """Whether to run the model at all."""
+def before(stats: PageStats, enlarged: bool = False) -> Decision:
+    """Whether to run the model at all, from the measurements of the page as scanned;
+    ``enlarged``: the pipeline enlarged it (``upscale``) before the model."""
     if stats.detail < SMOOTH:
         return Decision(False, f"smooth page (detail {stats.detail:.2f} < {SMOOTH})")
+    if enlarged and ENLARGED:
+        return Decision(True, "small print enlarged")
     if stats.noise >= NOISE:
         return Decision(True, f"noise on the paper ({stats.noise:.1f} >= {NOISE})")
     if stats.fine_noise >= FINE_NOISE:

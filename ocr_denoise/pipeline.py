@@ -124,7 +124,7 @@ def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     if guard:
         stats = scanned[0] if scanned else page_guard.measure(rows.read, rows.height,
                                                               rows.width, levels)
-    if stats is not None and not _keep(page_guard.before(stats), rows):
+    if stats is not None and not _keep(page_guard.before(stats, enlarged=factor > 1), rows):
         return passthrough(img, page, out)
     source = rows
     rows = flatten(rows, denoiser, levels)

@@ -189,3 +189,21 @@ def test_guard_setting_reaches_folder_runs_and_the_command_line(lighten_model, t
                     "-o", str(tmp_path / "cli.png"), "--model", str(lighten_model),
                     "--no-guard", "-q"], check=True)
     assert (read_image(tmp_path / "cli.png") == 171).all()
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_an_enlarged_page_goes_to_the_model_exactly_when_the_enlarged_rule_says(
+        lighten_model, monkeypatch, rule):
+    from ocr_denoise import rescale
+
+    monkeypatch.setattr(guard, "ENLARGED", rule)
+    page = text(12)  # clean print: no damage the model removes
+    d = Denoiser(lighten_model, device="cpu")
+    out = d.denoise(page, upscale=2)
+    model = d.denoise(page, upscale=2, guard=False)
+    assert out.shape == model.shape == (2 * page.shape[0], 2 * page.shape[1])
+    # With the rule, the model's output (lightened ink); without, the enlargement alone.
+    assert np.array_equal(out, model) == rule
+    assert np.array_equal(out, rescale.enlarged(page, 2)) != rule
+    # A page at its own size is not sent to the model by the rule.
+    np.testing.assert_array_equal(d.denoise(page), page)
