@@ -75,3 +75,14 @@ def test_the_recipe_is_what_made_the_shipped_model():
     stage2 = asdict(parse(recipe.stage2("base/model.keras")))
     assert _comparable(stage1) == _comparable(_recorded("init_training_config"))
     assert _comparable(stage2) == _comparable(_recorded("training_config"))
+
+
+def test_the_committed_stage1_checkpoint_is_the_recipes_stage1():
+    # train/checkpoints/stage1 saves the next fine-tune or DIBCO fold run the 20-35
+    # minutes of stage 1; it must be what the recipe's stage 1 makes, not a cousin.
+    folder = REPO / "train" / "checkpoints" / "stage1"
+    recorded = {**asdict(TrainConfig()), **json.loads((folder / "config.json").read_text())}
+    assert _comparable(recorded) == _comparable(asdict(parse(recipe.stage1())))
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["val_loss"]) == parse(recipe.stage1()).epochs
+    assert (folder / "model.keras").stat().st_size > 100_000
