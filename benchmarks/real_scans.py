@@ -20,7 +20,9 @@ there). About half each. Nothing is ever tuned on ``--split report``.
 Methods (``--methods``): ``raw`` (the page as scanned); ``denoised``
 (``denoise_page``, with its defaults); ``denoised-noguard`` (the model on every
 page, no guard; once the guard exists); ``upscale`` (``denoise_page(...,
-upscale="auto")``, once it exists); ``unpaper`` (the real unpaper with the
+upscale="auto")``, once it exists); ``upscale-model`` (the same with every enlarged
+page sent to the model, ``guard.ENLARGED`` on: can the model beat the enlargement
+alone?); ``unpaper`` (the real unpaper with the
 arguments OCRmyPDF's ``--clean`` passes); ``nlmeans`` (OpenCV's non-local means,
 h=10); ``tess-sauvola`` (tesseract's own Sauvola, ``thresholding_method=2``, on
 the raw page); ``cubic2x`` (a plain 2x bicubic enlargement, boxes doubled).
@@ -65,8 +67,8 @@ LETTER_WIDTH_IN = 8.5
 BANDS = [(0, 12), (12, 16), (16, 24), (24, 10_000)]
 #: Paper padding around each crop, in raw-page pixels (scaled with the page).
 PAD = 6
-METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "unpaper", "nlmeans",
-           "tess-sauvola", "cubic2x"]
+METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "upscale-model", "unpaper",
+           "nlmeans", "tess-sauvola", "cubic2x"]
 DEFAULT_METHODS = ["raw", "denoised", "unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
 
 
@@ -133,6 +135,14 @@ def process(method: str, img: np.ndarray, model: str | None) -> np.ndarray:
         return denoise_page(img, denoiser=_denoiser(model), guard=False)
     if method == "upscale":
         return denoise_page(img, denoiser=_denoiser(model), upscale="auto", dpi=dpi)
+    if method == "upscale-model":
+        from ocr_denoise import guard
+
+        was, guard.ENLARGED = guard.ENLARGED, True
+        try:
+            return denoise_page(img, denoiser=_denoiser(model), upscale="auto", dpi=dpi)
+        finally:
+            guard.ENLARGED = was
     if method == "unpaper":
         return baselines.unpaper(img, dpi)
     if method == "nlmeans":

@@ -76,3 +76,18 @@ def test_two_real_pages_run_end_to_end(tmp_path):
     # every segment of the pages was read, by every method
     assert {len(p["edits"]) for m in data["pages"].values() for p in m} == {
         len(p["edits"]) for p in data["pages"]["raw"]}
+
+
+def test_upscale_model_sends_the_enlarged_page_to_the_model_and_restores_the_guard():
+    from ocr_denoise import guard
+    from train import synth
+
+    page = synth.render_page(np.random.default_rng(3), 240, 320, x_height=7, family="serif",
+                             ink=0.1, margin=10).clean
+    img = np.clip(page * 255 + 0.5, 0, 255).astype(np.uint8)
+    was = guard.ENLARGED
+    plain = real_scans.process("upscale", img, None)
+    model = real_scans.process("upscale-model", img, None)
+    assert plain.shape == model.shape == (480, 640)  # both enlarged 2x
+    assert not np.array_equal(plain, model)  # only one went through the model
+    assert guard.ENLARGED is was
