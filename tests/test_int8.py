@@ -13,7 +13,7 @@ from ocr_denoise.model import default_model_path
 
 pytest.importorskip("onnxruntime.quantization")
 sys.path.insert(0, str(REPO / "benchmarks"))
-int8 = pytest.importorskip("int8")
+import int8  # noqa: E402  (a plain import: a broken script fails here, not skips)
 
 
 def test_quantised_models_are_int8_graphs_that_denoise_like_the_fp32_model(tmp_path):
@@ -28,4 +28,3 @@ def test_quantised_models_are_int8_graphs_that_denoise_like_the_fp32_model(tmp_p
         got = Denoiser(path, device="cpu").denoise_patches(patches[:64, 0])
         # Close to the fp32 model on the patches it was calibrated on, but not the same.
         assert 0 < np.abs(got - fp32).mean() < 0.02
-

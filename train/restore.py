@@ -5,8 +5,9 @@ not in the repository and does not outlive the machine it was trained on; the
 ONNX file ships. To fine-tune the shipped model (a new recipe stage on top of it)
 without re-running the hours of training that made it, its weights are read back
 from the ONNX graph into the architecture its ``training_config`` metadata names.
-The rebuilt model is then checked against onnxruntime on the original bytes, so a
-wrong mapping fails loudly instead of training from scrambled weights.
+The rebuilt model is then checked against onnxruntime on the original graph with
+``export.verify`` (export's own check and bound), so a wrong mapping fails loudly
+instead of training from scrambled weights.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .export import ExportMismatch, verify
 from .fit import TrainConfig, model_from_config
-
-#: Largest |keras - onnxruntime| accepted for the rebuilt model (export's bound).
-MAX_ABS_DIFF = 1e-4
 
 
 class RestoreError(RuntimeError):
@@ -64,7 +63,7 @@ def from_onnx(path: str | os.PathLike[str]):
     Only models whose every trainable layer is a ``Conv2D`` (the shipped
     architectures without page context) are supported; anything else raises
     ``RestoreError``, as does a rebuilt model that differs from onnxruntime on the
-    file by more than ``MAX_ABS_DIFF`` on random patches."""
+    file by more than ``export.MAX_ABS_DIFF`` on random patches (``export.verify``)."""
     import keras
     import onnx
 
@@ -85,22 +84,11 @@ def from_onnx(path: str | os.PathLike[str]):
             raise RestoreError(f"layer {layer.name}: Keras {shapes} != ONNX "
                                f"{[kernel.shape, bias.shape]}")
         layer.set_weights([kernel, bias])
-    diff = max_abs_diff(model, proto.SerializeToString())
-    if not diff <= MAX_ABS_DIFF:
-        raise RestoreError(f"rebuilt model differs from {path} by {diff:.3g} > {MAX_ABS_DIFF}")
+    try:
+        verify(model, proto)
+    except ExportMismatch as e:
+        raise RestoreError(f"rebuilt model differs from {path}: {e}") from e
     return model, cfg
-
-
-def max_abs_diff(model, onnx_bytes: bytes, n: int = 64, seed: int = 0) -> float:
-    """Max |keras - onnxruntime| over ``n`` random patches (NCHW model, one input)."""
-    import onnxruntime as ort
-
-    patch = int(model.inputs[0].shape[1])
-    x = np.random.default_rng(seed).random((n, patch, patch, 1), dtype=np.float32)
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    got = sess.run(None, {name: x.reshape(n, 1, patch, patch)})[0].reshape(x.shape)
-    return float(np.abs(got - model.predict(x, verbose=0)).max())
 
 
 def restore(path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
