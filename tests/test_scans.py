@@ -61,6 +61,9 @@ def test_enlarged_small_print_is_what_auto_upscale_enlarges_and_its_target_is_sh
         # Interpolated, not sharp: its edges are softer than the target's.
         edge = lambda x: np.abs(np.diff(x, axis=1)).max(axis=1).mean()  # noqa: E731
         assert edge(noisy) < 0.8 * edge(page.clean)
+        # An 8-bit page, as the runtime's enlargement of an 8-bit scan is.
+        levels = noisy * 255
+        assert np.abs(levels - np.round(levels)).max() < 1e-3
 
 
 def test_thermal_ink_is_light_grey_at_45_to_80_percent_of_the_paper():

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ocr_denoise import rescale
+
 from . import synth
 from .synth import Page
 
@@ -214,7 +216,7 @@ def enlarged(rng: np.random.Generator, s: float, height: int = HEIGHT,
              width: int = WIDTH) -> tuple[Page, np.ndarray]:
     """Small print as ``upscale`` gives it to the model: a page scanned at half the
     resolution (x-height 5-8 px, serif or sans, scanner blur and noise, 8-bit),
-    enlarged 2x by bicubic interpolation as ``ocr_denoise.rescale.enlarged`` does. The
+    enlarged 2x as 8-bit by the runtime's own resize (``ocr_denoise.rescale``). The
     clean page is the same text rendered sharp at the enlarged size (x-height 10-16
     px): what a model should make of the enlargement, so it can read better than the
     interpolation alone (issue "Real scans": go past cubic)."""
@@ -224,9 +226,8 @@ def enlarged(rng: np.random.Generator, s: float, height: int = HEIGHT,
                              margin=_margin(width))
     low = cv2.resize(page.clean, (max(1, width // 2), max(1, height // 2)),
                      interpolation=cv2.INTER_AREA)
-    low = np.round(np.clip(_scanned(low, rng, s), 0, 1) * 255) / 255
-    return page, cv2.resize(low.astype(np.float32), (width, height),
-                            interpolation=cv2.INTER_CUBIC)
+    low8 = np.round(np.clip(_scanned(low, rng, s), 0, 1) * 255).astype(np.uint8)
+    return page, rescale.to_size(low8, width, height).astype(np.float32) / 255
 
 
 KINDS: dict[str, Kind] = {**BASE, "scan_mix": scan_mix, "enlarged": enlarged}
