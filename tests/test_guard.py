@@ -136,6 +136,20 @@ def test_faint_ink_goes_to_the_model_and_dark_ink_does_not():
     assert stats_of(text(16)).ink >= guard.FAINT
 
 
+def test_faint_blurred_print_is_left_as_it_is_and_faint_sharp_print_is_not(monkeypatch):
+    from train import scans
+
+    sharp = stats_of(u8(0.9 * (1.0 - (1.0 - text(16) / 255.0) * 0.2)))
+    assert guard.before(sharp).apply  # faint ink whose letters are still sharp
+    copies = [stats_of(u8(scans.make("photocopy", np.random.default_rng(seed), 0.6)[1]))
+              for seed in range(3)]
+    for stats in copies:
+        assert stats.ink < guard.FAINT and stats.grey >= guard.FAINT_BLUR
+        assert not guard.before(stats).apply
+    monkeypatch.setattr(guard, "FAINT_BLUR", float("inf"))  # guard-v2: the model ran
+    assert all(guard.before(stats).apply for stats in copies)
+
+
 def test_text_size_rule_takes_the_larger_of_the_inputs_and_outputs_heights(monkeypatch):
     stats = stats_of(shaded(text(16)))
     monkeypatch.setattr(guard, "MIN_TEXT", 9.0)
