@@ -230,13 +230,15 @@ def noisyoffice_rmse(den: Denoiser) -> dict[str, float]:
 
 def dibco_scores(den: Denoiser, years: list[str] | None = None) -> dict[str, dict[str, float]]:
     """PSNR and F-measure of each method, averaged over the images of ``years``
-    (default: every year)."""
+    (default: every year). ``denoised`` is ``denoise_page`` (the guard on);
+    ``denoised-noguard`` the model on every page, as figures before the guard were."""
     per: dict[str, dict[str, list[float]]] = {}
     paths = sorted(p for y in (years or ["*"]) for p in DATA.glob(f"dibco/{y}/gt/*.png"))
     for gt_p in paths:
         orig = cv2.imread(str(gt_p.parent.parent / "orig" / gt_p.name), cv2.IMREAD_GRAYSCALE)
         gt_ink = cv2.imread(str(gt_p), cv2.IMREAD_GRAYSCALE) < 128
-        outs = {"damaged": orig, "denoised": den.denoise(orig)}
+        outs = {"damaged": orig, "denoised": den.denoise(orig),
+                "denoised-noguard": den.denoise(orig, guard=False)}
         outs.update({name: f(orig) for name, f in CLEANERS.items()})
         for m, o in outs.items():
             ink = o < 128
