@@ -8,6 +8,8 @@ the recipe, over the same 2009-2013 images as ``ocr_quality.py``'s DIBCO table.
 
     .venv/bin/python benchmarks/dibco_folds.py --init runs/v6/base/model.keras --out runs/v6-folds
     .venv/bin/python benchmarks/dibco_folds.py --out runs/v6-folds --no-train   # score again
+    .venv/bin/python benchmarks/dibco_folds.py --init CKPT --out runs/cand-folds \
+        --stage2-args='--scan-fraction 0.25'       # a candidate: stage 2 with these flags
 
 Each fold takes ~7 minutes on 2 cores (train ~5, export, score).
 """
@@ -32,10 +34,11 @@ from ocr_denoise import Denoiser  # noqa: E402
 from train.recipe import DIBCO_YEARS  # noqa: E402
 
 
-def train_fold(init: str, out: Path, year: str) -> None:
+def train_fold(init: str, out: Path, year: str, stage2_args: str = "") -> None:
     py = sys.executable
     subprocess.run([py, "-m", "train", "recipe", "--out", str(out), "--init", init,
-                    "--hold-out", year, "--quiet"], cwd=REPO, check=True)
+                    "--hold-out", year, "--stage2-args", stage2_args, "--quiet"],
+                   cwd=REPO, check=True)
     subprocess.run([py, "-m", "train", "export", str(out), "--output", str(out / "model.onnx")],
                    cwd=REPO, check=True)
 
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="folder for the runs OUT/hold-YEAR")
     ap.add_argument("--init", help="stage-1 checkpoint (.keras) every fold starts from")
     ap.add_argument("--years", nargs="*", default=list(DIBCO_YEARS))
+    ap.add_argument("--stage2-args", default="",
+                    help="a candidate recipe: these fit flags override stage 2's, e.g. "
+                    "--stage2-args='--scan-fraction 0.25'")
     ap.add_argument("--no-train", action="store_true", help="score the runs already in OUT")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for year in args.years:
         run = out / f"hold-{year}"
         if not args.no_train:
-            train_fold(args.init, run, year)
+            train_fold(args.init, run, year, args.stage2_args)
         folds[year] = dibco_scores(Denoiser(run / "model.onnx", device="cpu"), [year])
         r = folds[year]
         print(f"{year}: {r['denoised']['n']} images, denoised {r['denoised']['psnr']:.2f} dB, "

@@ -86,3 +86,12 @@ def test_the_committed_stage1_checkpoint_is_the_recipes_stage1():
     history = json.loads((folder / "history.json").read_text())
     assert len(history["val_loss"]) == parse(recipe.stage1()).epochs
     assert (folder / "model.keras").stat().st_size > 100_000
+
+
+def test_a_candidates_extra_stage2_flags_override_the_recipes_and_keep_the_rest():
+    shipped = parse(recipe.stage2("m.keras", hold_out="2011"))
+    cand = parse(recipe.stage2("m.keras", hold_out="2011",
+                               extra=["--real-patches", "7", "--scan-fraction", "0.25"]))
+    assert (cand.real_patches, cand.scan_fraction) == (7, 0.25)
+    assert (shipped.real_patches, shipped.scan_fraction) != (7, 0.25)
+    assert cand.pairs == shipped.pairs and cand.init == shipped.init

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a stage-1 checkpoint: run stage 2 only, from it")
     rp.add_argument("--hold-out", default=None, choices=recipe.DIBCO_YEARS,
                     help="stage 2 without this DIBCO year (cross-validation)")
+    rp.add_argument("--stage2-args", default="",
+                    help="more fit flags for stage 2, one quoted string; they override the "
+                    "recipe's (to cross-validate a candidate: benchmarks/dibco_folds.py)")
     rp.add_argument("--quiet", action="store_true")
     mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
     mp.add_argument("--data", default="../shared/data/mnist",
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             init = f"{base}/model.keras"
         return main(["fit", "--out", args.out, *quiet,
-                     *recipe.stage2(init, data, args.hold_out)])
+                     *recipe.stage2(init, data, args.hold_out,
+                                    shlex.split(args.stage2_args))])
     if args.cmd == "export":
         import keras
 

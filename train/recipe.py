@@ -13,6 +13,7 @@ learning rate. DIBCO is also the evaluation set, so stage 2 can hold a year out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Where ``../shared/data`` is for a checkout at its usual place.
@@ -35,11 +36,13 @@ def stage1(data: Path = DEFAULT_DATA) -> list[str]:
 
 
 def stage2(init: str | Path, data: Path = DEFAULT_DATA,
-           hold_out: str | None = None) -> list[str]:
+           hold_out: str | None = None, extra: Sequence[str] = ()) -> list[str]:
     """``fit`` arguments of the fine-tune from the stage-1 checkpoint ``init``,
     on every DIBCO year but ``hold_out``. Its synthetic pages favour the kinds stage 1
     left worst (bleed-through, salt-and-pepper), and more of its patches sit on false
-    ink (0.3 against 0.2): v7."""
+    ink (0.3 against 0.2): v7. ``extra`` flags go last, and ``fit``'s parser takes the
+    last of a repeated flag, so a candidate recipe (``dibco_folds.py --stage2-args``)
+    is this one with those flags changed."""
     if hold_out is not None and hold_out not in DIBCO_YEARS:
         raise ValueError(f"hold_out must be one of {DIBCO_YEARS}, not {hold_out!r}")
     years = [y for y in DIBCO_YEARS if y != hold_out]
@@ -48,4 +51,4 @@ def stage2(init: str | Path, data: Path = DEFAULT_DATA,
             "--synthetic-patches", "60000", "--real-patches", "120000",
             "--pairs", str(data / "noisyoffice" / "train"),
             *(str(data / "dibco" / y) for y in years),
-            "--epochs", "6", "--learning-rate", "0.0005"]
+            "--epochs", "6", "--learning-rate", "0.0005", *extra]
