@@ -264,11 +264,13 @@ def choose(table: Table, grid: dict[str, list[float]] | None = None
     the model on every page."""
     grid = GRID if grid is None else grid
     axes = [grid.get(f, [getattr(Rule(), f)]) for f in FIELDS]
-    everywhere = table.evaluate(Rule(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, float("inf")))
+    everywhere = table.evaluate(Rule(smooth=0.0, noise=0.0, fine=0.0, noisy=0.0, stain=0.0,
+                                         grey=0.0, faint=2.0, min_text=0.0,
+                                         faint_blur=float("inf")))
     # Real scans first (FUNSD not worse than raw), then per-pixel cleaning as good
     # as the model's everywhere on NoisyOffice's train pairs (within 0.0005). A
     # generator: the grid has a million rules, only the admissible are kept.
-    cheap = [r for r in (table.evaluate(Rule(*g), interval=False)
+    cheap = [r for r in (table.evaluate(Rule(**dict(zip(FIELDS, g))), interval=False)
                          for g in itertools.product(*axes))
              if r["funsd"][0] <= 0.0
              and r["noisyoffice"] <= everywhere["noisyoffice"] + 0.0005]
@@ -277,8 +279,8 @@ def choose(table: Table, grid: dict[str, list[float]] | None = None
     # Many rules tie (a plateau): take each threshold's median over the tied rules,
     # away from the plateau's edges, where the selection pages say least.
     tied = [r["rule"] for r in ok if r["objective"] <= low + 0.005]
-    best = table.evaluate(Rule(*(float(np.median([getattr(t, f) for t in tied]))
-                                 for f in FIELDS)))
+    best = table.evaluate(Rule(**{f: float(np.median([getattr(t, f) for t in tied]))
+                                  for f in FIELDS}))
     return best, ok, everywhere
 
 
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(rows)
     best, ok, everywhere = choose(table, grid)
     inf = float("inf")
-    nowhere = table.evaluate(Rule(inf, inf, inf, inf, inf, inf, 0.0, 0.0))
+    nowhere = table.evaluate(Rule(smooth=inf, noise=inf, fine=inf, noisy=inf, stain=inf,
+                                   grey=inf, faint=0.0, min_text=0.0))
     current = table.evaluate(Rule())
 
     def line(name: str, r: dict) -> str:

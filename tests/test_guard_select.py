@@ -58,3 +58,10 @@ def test_a_rule_that_makes_real_scans_worse_is_not_chosen(monkeypatch):
     best, ok, _ = guard_select.choose(guard_select.Table(rows))
     assert ok and best["funsd"][0] <= 0.0 and best["funsd"][2] <= 0.2
     assert best["rule"].noise > 7.0  # the noise that fakes damage on those forms is let go
+
+
+def test_the_searched_fields_are_the_rules_fields_and_the_guards_thresholds():
+    import dataclasses
+    assert set(guard_select.FIELDS) == {f.name for f in dataclasses.fields(guard_select.Rule)}
+    assert guard_select.Rule().faint_blur == guard.FAINT_BLUR
+    assert guard_select.Rule().min_text == guard.MIN_TEXT
