@@ -31,12 +31,17 @@ def main() -> int:
         src = d / "sample.pdf"
         with Image.open(REPO / "examples" / "sample_noisy.png") as im:
             im.save(src, resolution=float((im.info.get("dpi") or (300, 300))[0]))
+        lines = []
         for denoise in (False, True):
             side = d / f"text-{denoise}.txt"
             ocrmypdf.ocr(src, d / f"out-{denoise}.pdf", denoise=denoise, sidecar=side,
                          progress_bar=False, optimize=0, output_type="pdf")
             label = "with --denoise" if denoise else "without       "
-            print(f"OCRmyPDF {label}: text-layer CER {cer(truth, side.read_text()):.3f}")
+            lines.append(f"OCRmyPDF {label}: text-layer CER {cer(truth, side.read_text()):.3f}")
+    # After both runs, on lines of their own: OCRmyPDF's log goes to the same terminal
+    # and would otherwise run into them.
+    sys.stderr.flush()
+    print("\n" + "\n".join(lines), flush=True)
     return 0
 
 
