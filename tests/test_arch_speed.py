@@ -1,0 +1,34 @@
+"""benchmarks/arch_speed.py: random-weight variants exported with tf2onnx, timed in onnxruntime."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from helpers import REPO
+
+pytest.importorskip("tensorflow")  # the 'train' extra; installed by scripts/setup.sh
+sys.path.insert(0, str(REPO / "benchmarks"))
+import arch_speed  # noqa: E402  (a plain import: a broken script fails here, not skips)
+
+
+def test_a_one_by_one_last_convolution_has_fewer_parameters_and_the_patch_shape():
+    v8, n8 = arch_speed.session_for(arch_speed.VARIANTS["v8"])
+    ok1, n1 = arch_speed.session_for(arch_speed.VARIANTS["ok1"])
+    assert n8 - n1 == 32 * 4 * (9 - 1)  # the last convolution's kernel, 3x3 -> 1x1
+    for sess in (v8, ok1):
+        inp = sess.get_inputs()[0]
+        x = np.random.default_rng(0).random([3, *(d if isinstance(d, int) else 1
+                                                 for d in inp.shape[1:])], dtype=np.float32)
+        y = sess.run(None, {inp.name: x})[0]
+        assert y.shape == x.shape and ((y > 0) & (y < 1)).all()  # sigmoid output
+
+
+def test_timing_runs_and_unknown_variants_are_named(capsys):
+    assert arch_speed.main(["--variants", "ok1", "--repeat", "1", "--runs", "1",
+                            "--batch-size", "4"]) == 0
+    assert "ok1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        arch_speed.main(["--variants", "ok1,nope"])
+    assert "nope" in capsys.readouterr().err
