@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,27 +48,32 @@ VARIANTS: dict[str, dict | None] = {
 }
 
 
-def session_for(kwargs: dict | None):
-    """An onnxruntime CPU session of a random-weight model built with ``kwargs``
-    (None: the shipped model, trained weights), and the number of its parameters."""
+def onnx_bytes(kwargs: dict | None) -> tuple[bytes, int]:
+    """The ONNX bytes of a random-weight model built with ``kwargs`` (None: the
+    shipped model, trained weights), and its number of parameters."""
     import onnx
-    import onnxruntime as ort
 
     from ocr_denoise.model import default_model_path
-    from train.export import to_onnx
-    from train.model import build_model
 
     if kwargs is None:
         data = default_model_path().read_bytes()
-        params = sum(int(np.prod(t.dims)) for t in onnx.load_from_string(data).graph.initializer
-                     if len(t.dims) == 4 or len(t.dims) == 1 and t.name.endswith("Squeeze:0"))
-    else:
-        model = build_model(**kwargs)
-        data, params = to_onnx(model, {}).SerializeToString(), model.count_params()
+        graph = onnx.load_from_string(data).graph
+        return data, sum(int(np.prod(t.dims)) for t in graph.initializer
+                         if len(t.dims) == 4 or t.name.endswith("Squeeze:0"))
+    from train.export import to_onnx
+    from train.model import build_model
+
+    model = build_model(**kwargs)
+    return to_onnx(model, {}).SerializeToString(), model.count_params()
+
+
+def session(data: bytes):
+    """An onnxruntime CPU session of ONNX ``data``, as ``Denoiser`` builds it."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    return sess, params
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def time_batch(sess, batch: int, runs: int = 20) -> float:
@@ -81,6 +88,16 @@ def time_batch(sess, batch: int, runs: int = 20) -> float:
     return (time.perf_counter() - t) / runs
 
 
+def time_files(paths: list[Path], batch: int, repeat: int, runs: int) -> list[float]:
+    """Best seconds per batch of each ONNX file, interleaved over ``repeat`` rounds."""
+    sessions = [session(p.read_bytes()) for p in paths]
+    best = [float("inf")] * len(paths)
+    for _ in range(repeat):
+        for i, sess in enumerate(sessions):
+            best[i] = min(best[i], time_batch(sess, batch, runs))
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS),
@@ -88,22 +105,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds; best counts")
     ap.add_argument("--runs", type=int, default=20, help="batches per timing")
+    ap.add_argument("--time-files", nargs="+", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.time_files:  # the child: time these files, print seconds per batch
+        print(" ".join(f"{t:.9f}" for t in time_files([Path(p) for p in args.time_files],
+                                                        args.batch_size, args.repeat, args.runs)))
+        return 0
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
         ap.error(f"unknown variant(s) {', '.join(unknown) or '(none)'}; "
                  f"known: {', '.join(VARIANTS)}")
-    built = {n: session_for(VARIANTS[n]) for n in names}
-    best = {n: float("inf") for n in names}
-    for _ in range(args.repeat):
-        for n, (sess, _) in built.items():
-            best[n] = min(best[n], time_batch(sess, args.batch_size, args.runs))
-    ref = best[names[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, params = [], []
+        for n in names:
+            data, count = onnx_bytes(VARIANTS[n])
+            paths.append(Path(tmp) / f"{n}.onnx")
+            paths[-1].write_bytes(data)
+            params.append(count)
+        # Timed in a fresh process: TensorFlow's thread pools, once started by building
+        # the models, keep spinning and would slow onnxruntime beside them.
+        r = subprocess.run([sys.executable, __file__, "--time-files", *map(str, paths),
+                            "--batch-size", str(args.batch_size), "--repeat", str(args.repeat),
+                            "--runs", str(args.runs)], capture_output=True, text=True, check=True)
+        best = [float(v) for v in r.stdout.split()]
+    ref = best[0]
     print(f"one batch of {args.batch_size} patches, onnxruntime CPU, best of {args.repeat}")
-    for n in names:
-        print(f"{n:10s} {1000 * best[n]:7.3f} ms  {ref / best[n]:5.2f}x {names[0]}'s speed  "
-              f"{built[n][1]:6d} parameters")
+    for n, b, count in zip(names, best, params):
+        print(f"{n:10s} {1000 * b:7.3f} ms  {ref / b:5.2f}x {names[0]}'s speed  "
+              f"{count:6d} parameters")
     return 0
 
 

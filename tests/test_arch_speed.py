@@ -14,10 +14,11 @@ import arch_speed  # noqa: E402  (a plain import: a broken script fails here, no
 
 
 def test_a_one_by_one_last_convolution_has_fewer_parameters_and_the_patch_shape():
-    v8, n8 = arch_speed.session_for(arch_speed.VARIANTS["v8"])
-    ok1, n1 = arch_speed.session_for(arch_speed.VARIANTS["ok1"])
+    (v8, n8), (ok1, n1) = (arch_speed.onnx_bytes(arch_speed.VARIANTS[v]) for v in ("v8", "ok1"))
     assert n8 - n1 == 32 * 4 * (9 - 1)  # the last convolution's kernel, 3x3 -> 1x1
-    for sess in (v8, ok1):
+    shipped, n_shipped = arch_speed.onnx_bytes(None)
+    assert n_shipped == n8  # the shipped file is the v8 architecture
+    for sess in map(arch_speed.session, (v8, ok1)):
         inp = sess.get_inputs()[0]
         x = np.random.default_rng(0).random([3, *(d if isinstance(d, int) else 1
                                                  for d in inp.shape[1:])], dtype=np.float32)
