@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict | None] = {
     "v8": dict(_BASE),
     "ok1": {**_BASE, "output_kernel": 1},
     "ok1+dec16": {**_BASE, "output_kernel": 1, "decoder_width": 16},
+    "ok1-lat64": {**_BASE, "output_kernel": 1, "latent_width": 64},
     "ok1-w24": {**_BASE, "output_kernel": 1, "width": 24},
     "v8-w24": {**_BASE, "width": 24},
 }
@@ -81,7 +82,8 @@ def time_batch(sess, batch: int, runs: int = 20) -> float:
     inp = sess.get_inputs()[0]
     shape = [batch, *(d if isinstance(d, int) else 1 for d in inp.shape[1:])]
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    sess.run(None, {inp.name: x})
+    for _ in range(5):  # warm: the arena grows and the thread pool wakes on the first runs
+        sess.run(None, {inp.name: x})
     t = time.perf_counter()
     for _ in range(runs):
         sess.run(None, {inp.name: x})
@@ -89,12 +91,15 @@ def time_batch(sess, batch: int, runs: int = 20) -> float:
 
 
 def time_files(paths: list[Path], batch: int, repeat: int, runs: int) -> list[float]:
-    """Best seconds per batch of each ONNX file, interleaved over ``repeat`` rounds."""
-    sessions = [session(p.read_bytes()) for p in paths]
+    """Best seconds per batch of each ONNX file, interleaved over ``repeat`` rounds.
+    One session at a time: an idle session's thread pool spins for a while after
+    each run and would slow the next one's."""
     best = [float("inf")] * len(paths)
     for _ in range(repeat):
-        for i, sess in enumerate(sessions):
+        for i, p in enumerate(paths):
+            sess = session(p.read_bytes())
             best[i] = min(best[i], time_batch(sess, batch, runs))
+            del sess
     return best
 
 
