@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict | None] = {
     "v8": dict(_BASE),
     "ok1": {**_BASE, "output_kernel": 1},
     "ok1+dec16": {**_BASE, "output_kernel": 1, "decoder_width": 16},
+    "sep": {**_BASE, "separable_output": True},
+    "sep-dec32": {**_BASE, "separable_output": True, "decoder_width": 32},
     "ok1-lat64": {**_BASE, "output_kernel": 1, "latent_width": 64},
     "ok1-w24": {**_BASE, "output_kernel": 1, "width": 24},
     "v8-w24": {**_BASE, "width": 24},

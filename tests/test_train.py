@@ -161,7 +161,8 @@ def test_grown_context_model_starts_as_the_model_it_grew_from(rng):
 
 
 @pytest.mark.parametrize("kwargs", [dict(arch="classic", skips=True),
-                                    dict(arch="shuffle", refine=2)])
+                                    dict(arch="shuffle", refine=2),
+                                    dict(arch="shuffle", separable_output=True)])
 def test_only_the_plain_shuffle_model_can_grow_a_context_branch(kwargs):
     from train.model import build_model, grow_context
     with pytest.raises(ValueError, match="only the plain shuffle model"):
@@ -266,3 +267,14 @@ def test_a_wrong_kind_weights_spec_is_refused_on_a_run_without_synthetic_pages(t
     assert len(build_dataset(TrainConfig(**real))[0]) == 8
     with pytest.raises(ValueError, match="no_such_kind"):
         build_dataset(TrainConfig(**real, kind_weights="no_such_kind=2"))
+
+
+def test_a_separable_last_convolution_is_one_filter_per_channel_then_a_mix():
+    from train.model import build_model
+    plain = build_model(28, 8, arch="shuffle", skips=True)
+    sep = build_model(28, 8, arch="shuffle", skips=True, separable_output=True)
+    # 3x3x8x4 weights become 3x3x8 (depthwise) + 8x4 (pointwise); biases stay 4.
+    assert plain.count_params() - sep.count_params() == 3 * 3 * 8 * 4 - (3 * 3 * 8 + 8 * 4)
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    y = sep.predict(x, verbose=0)
+    assert y.shape == x.shape and ((y > 0) & (y < 1)).all()

@@ -23,6 +23,7 @@ class TrainConfig:
     decoder_width: int = 0
     latent_width: int = 0  # 0: same as width
     output_kernel: int = 3  # shuffle arch: kernel of the last convolution
+    separable_output: bool = False  # shuffle arch: that convolution depthwise-separable
     refine: int = 0  # shuffle arch: width of a full-resolution refinement head (0: none)
     # shuffle arch: also read the page around each patch (ocr_denoise.context); with init
     # of a model that does not, the branch is grown onto it (model.grow_context)
@@ -128,6 +129,7 @@ def model_from_config(cfg: TrainConfig):
     return build_model(cfg.patch, cfg.width, cfg.latent_width or None, skips=cfg.skips,
                        arch=cfg.arch, decoder_width=cfg.decoder_width,
                        output_kernel=cfg.output_kernel, refine=cfg.refine,
+                       separable_output=cfg.separable_output,
                        context_width=cfg.context_width if cfg.context else 0)
 
 

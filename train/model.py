@@ -10,7 +10,8 @@ CONTEXT_PREFIX = "context_"
 
 def build_model(patch: int = 28, width: int = 32, latent_width: int | None = None,
                 skips: bool = False, arch: str = "classic", decoder_width: int = 0,
-                output_kernel: int = 3, refine: int = 0, context_width: int = 0):
+                output_kernel: int = 3, refine: int = 0, context_width: int = 0,
+                separable_output: bool = False):
     """Input and output: (N, P, P, 1) float32 in [0, 1], white = 1; ``patch`` a multiple of 4.
 
     ``arch="classic"``: Conv(w) -> MaxPool2 -> Conv(w) -> MaxPool2 -> [P/4 x P/4 x latent]
@@ -29,6 +30,9 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
     P/2 convolutions), so removing them makes the model about 4x faster; the skip
     from the first level is always on. ``decoder_width`` > 0 adds a Conv at P/2
     before the output; ``output_kernel`` is the size of that last convolution.
+    ``separable_output`` makes it depthwise-separable (a per-channel k x k convolution,
+    then a 1 x 1 one to the 4 outputs): onnxruntime computes convolutions in blocks of
+    16 output channels on AVX-512, so the plain one's 4 outputs cost what 16 would.
     ``refine`` > 0 adds a small full-resolution head: the upsampled output and the
     input, through Conv(refine, relu) and Conv(1), a residual on the logits.
     ``context_width`` > 0 (shuffle only) adds a second input, ``context``: the
@@ -70,7 +74,10 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
             x = layers.Conv2D(decoder_width, 3, activation="relu", padding="same")(x)
         h = patch // 2
         # channel 2a+b -> pixel (2i+a, 2j+b)
-        x = layers.Conv2D(4, output_kernel, padding="same")(x)
+        if separable_output:
+            x = layers.SeparableConv2D(4, output_kernel, padding="same")(x)
+        else:
+            x = layers.Conv2D(4, output_kernel, padding="same")(x)
         x = layers.Reshape((h, h, 2, 2))(x)
         x = layers.Permute((1, 3, 2, 4))(x)
         x = layers.Reshape((patch, patch, 1))(x)
