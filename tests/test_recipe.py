@@ -88,6 +88,18 @@ def test_the_committed_stage1_checkpoint_is_the_recipes_stage1():
     assert (folder / "model.keras").stat().st_size > 100_000
 
 
+def test_the_separable_candidates_stage1_checkpoint_is_the_recipe_with_one_flag():
+    # train/checkpoints/stage1-sep: candidate "sep" (docs/model-history.md), the
+    # recipe's stage 1 with --separable-output true and nothing else changed.
+    folder = REPO / "train" / "checkpoints" / "stage1-sep"
+    recorded = {**asdict(TrainConfig()), **json.loads((folder / "config.json").read_text())}
+    wanted = asdict(parse([*recipe.stage1(), "--separable-output", "true"]))
+    assert _comparable(recorded) == _comparable(wanted)
+    assert recorded["separable_output"] and not asdict(parse(recipe.stage1()))["separable_output"]
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["val_loss"]) == parse(recipe.stage1()).epochs
+
+
 def test_a_candidates_extra_stage2_flags_override_the_recipes_and_keep_the_rest():
     shipped = parse(recipe.stage2("m.keras", hold_out="2011"))
     cand = parse(recipe.stage2("m.keras", hold_out="2011",
