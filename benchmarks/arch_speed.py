@@ -9,9 +9,10 @@ a fresh export of the same architecture ("v8") can be checked against it.
 Builds each variant of ``train.model.build_model`` with random weights, exports it
 the way ``train.export`` exports a trained model (tf2onnx), and times one batch of
 28 x 28 patches in onnxruntime on the CPU, interleaved (each round times every
-variant once; the best round counts), in one process, so the ratios are
-comparable within a run. Weights do not change the time of these graphs; training
-decides only whether a variant is good enough.
+variant once, one session at a time; the best round counts), in a child process
+that never imports TensorFlow, so the ratios are comparable within a run. Weights
+do not change the time of these graphs; training decides only whether a variant is
+good enough.
 
 Why: on AVX-512 onnxruntime runs convolutions in a blocked layout of 16 channels
 (NCHWc); the shipped model's last convolution has 4 output channels (the 2 x 2
@@ -79,11 +80,17 @@ def session(data: bytes):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
+def random_batch(sess, batch: int) -> np.ndarray:
+    """``batch`` random patches in the layout ``sess``'s input asks for (N x 28 x 28 x 1
+    or N x 1 x 28 x 28: exports differ), float32 in [0, 1)."""
+    shape = [batch, *(d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape[1:])]
+    return np.random.default_rng(0).random(shape, dtype=np.float32)
+
+
 def time_batch(sess, batch: int, runs: int = 20) -> float:
     """Seconds per run of one batch of random patches (mean over ``runs``)."""
     inp = sess.get_inputs()[0]
-    shape = [batch, *(d if isinstance(d, int) else 1 for d in inp.shape[1:])]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    x = random_batch(sess, batch)
     for _ in range(5):  # warm: the arena grows and the thread pool wakes on the first runs
         sess.run(None, {inp.name: x})
     t = time.perf_counter()

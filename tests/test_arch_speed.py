@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 from helpers import REPO
 
@@ -19,10 +18,8 @@ def test_a_one_by_one_last_convolution_has_fewer_parameters_and_the_patch_shape(
     shipped, n_shipped = arch_speed.onnx_bytes(None)
     assert n_shipped == n8  # the shipped file is the v8 architecture
     for sess in map(arch_speed.session, (v8, ok1)):
-        inp = sess.get_inputs()[0]
-        x = np.random.default_rng(0).random([3, *(d if isinstance(d, int) else 1
-                                                 for d in inp.shape[1:])], dtype=np.float32)
-        y = sess.run(None, {inp.name: x})[0]
+        x = arch_speed.random_batch(sess, 3)
+        y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         assert y.shape == x.shape and ((y > 0) & (y < 1)).all()  # sigmoid output
 
 
