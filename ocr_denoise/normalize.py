@@ -152,6 +152,8 @@ def to_gray_float(rows: np.ndarray, spec: PageSpec) -> np.ndarray:
             alpha = x[..., 3]
             gray *= alpha
             gray += np.float32(1.0) - alpha
+    if spec.channels == 1 and not spec.is_float:
+        return gray  # integers over their maximum: in [0, 1] already, exactly
     return np.clip(gray, 0.0, 1.0, out=gray)
 
 

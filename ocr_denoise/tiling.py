@@ -156,8 +156,9 @@ def apply_tiled(
     H, W = grid.height, grid.width
     nr, nc = grid.rows, grid.cols
     window = blend_window(P, o)
-    col_pieces = column_pieces(symmetric_indices(-o, (nc - 1) * s + P - o, W))
-    rows_per_band = max(1, batch_size // nc)
+    col_idx = symmetric_indices(-o, (nc - 1) * s + P - o, W)
+    col_pieces = column_pieces(col_idx)
+    rows_per_band = band_rows(nc, batch_size)
     carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # tails of the previous band
 
     for r0 in range(0, nr, rows_per_band):
@@ -167,11 +168,16 @@ def apply_tiled(
         src_idx = symmetric_indices(py0 - o, py1 - o, H)
         lo, hi = int(src_idx.min()), int(src_idx.max()) + 1
         band = source(lo, hi)
-        rows = band[src_idx - lo]  # mirror-pad rows, then columns
-        band = np.concatenate([rows[:, c] for c in col_pieces], axis=1)
+        if len(src_idx) != hi - lo or (np.diff(src_idx) != 1).any():
+            band = band[src_idx - lo]  # mirror-pad rows (inside the page: no copy)
+        band = np.concatenate([band[:, c] for c in col_pieces], axis=1)  # and columns
 
-        views = np.lib.stride_tricks.sliding_window_view(band, (P, P))[::s, ::s]
-        patches = np.ascontiguousarray(views[:br, :nc]).reshape(br * nc, P, P)
+        # The band's patches, a strided view copied once into the batch.
+        r_stride, c_stride = band.strides
+        views = np.lib.stride_tricks.as_strided(
+            band, (br, nc, P, P), (s * r_stride, s * c_stride, r_stride, c_stride),
+            writeable=False)
+        patches = np.ascontiguousarray(views).reshape(br * nc, P, P)
         out = np.empty_like(patches)
         if context is not None:  # page coordinates of each patch's top-left corner
             ys = np.repeat(np.arange(br) * s + py0 - o, nc)
@@ -183,29 +189,46 @@ def apply_tiled(
             else:
                 out[b0:b1] = fn(patches[b0:b1],  # type: ignore[call-arg]
                                 context(ys[b0:b1], xs[b0:b1]))
-        wp = (out * window).reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
+        np.multiply(out, window, out=out)
+        wp = out.reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
 
         # Blend each patch row into a strip, then strips into rows. Every pixel
         # is a fixed two-term sum at each step, so the result is bit-identical
         # whatever the band and batch sizes (float addition is commutative but
         # not associative). strips[i, u, j, v] is pixel (u, j*s + v) of strip i.
-        blocks = np.zeros((br, P, nc + 1, s), dtype=np.float32)
+        blocks = np.empty((br, P, nc + 1, s), dtype=np.float32)
         blocks[:, :, :nc, :] = wp[..., :s]
+        blocks[:, :, nc, :] = 0
         if o:
             blocks[:, :, 1:, :o] += wp[..., s:]
         strips = blocks.reshape(br, P, (nc + 1) * s)
-        acc = strips[:, :s].copy()  # (br, s, width): finished rows of each patch row
+        acc = strips[:, :s]  # (br, s, width): finished rows of each patch row
         if o:
-            prev_tails = np.concatenate([carry[None], strips[:-1, s:]])
-            acc[:, :o] += prev_tails
+            acc[1:, :o] += strips[:-1, s:]
+            acc[0, :o] += carry
             carry = strips[-1, s:].copy()
-        acc = acc.reshape(br * s, (nc + 1) * s)
 
         # Finished padded rows [py0, py0 + br*s) are page rows shifted by o.
         y0, y1 = max(py0 - o, 0), min(py0 + br * s - o, H)
-        if y1 > y0:
-            a = y0 - (py0 - o)
-            sink(y0, y1, acc[a : a + (y1 - y0), o : o + W])
+        for i in range(br):  # one patch row at a time: its s rows are contiguous
+            a0, a1 = max(py0 + i * s - o, y0), min(py0 + (i + 1) * s - o, y1)
+            if a1 > a0:
+                a = a0 - (py0 + i * s - o)
+                sink(a0, a1, acc[i, a : a + (a1 - a0), o : o + W])
+
+
+#: Patches per band the tiler aims for. A 300-DPI letter page is 107 patches wide,
+#: so a band of one batch was one patch row: 138 bands, each paying its own reads,
+#: padding and resizes. Four rows per band (512) ran best of 1, 256, 512, 1024 and
+#: 2048 (``benchmarks/pipeline_speed.py``); much larger bands fall out of the cache.
+BAND_PATCHES = 512
+
+
+def band_rows(cols: int, batch_size: int) -> int:
+    """Patch rows per band: at least one, at least ``batch_size`` patches, and
+    about ``BAND_PATCHES`` where the batch is smaller, so that memory beyond the
+    page stays O(band x width) while per-band work is paid on few bands."""
+    return max(1, max(batch_size, BAND_PATCHES) // cols)
 
 
 def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,

@@ -124,3 +124,34 @@ def test_column_pieces_gather_exactly_the_mirror_padded_columns(n, pad):
     a = np.arange(3 * n, dtype=np.float32).reshape(3, n)
     got = np.concatenate([a[:, p] for p in column_pieces(idx)], axis=1)
     np.testing.assert_array_equal(got, a[:, idx])
+
+
+@pytest.mark.parametrize("cols,batch_size", [(1, 1), (107, 128), (107, 1), (600, 128),
+                                             (3, 10_000)])
+def test_bands_hold_a_batch_and_about_band_patches(cols, batch_size):
+    from ocr_denoise.tiling import BAND_PATCHES, band_rows
+    rows = band_rows(cols, batch_size)
+    assert rows >= 1
+    assert rows * cols >= min(batch_size, BAND_PATCHES) or rows == 1
+    assert (rows - 1) * cols < max(batch_size, BAND_PATCHES)
+
+
+def test_source_reads_stay_bounded_by_the_band_on_a_wide_page(rng):
+    """Memory beyond the page is O(band x width): no read spans more than a band's rows."""
+    from ocr_denoise.tiling import band_rows
+    h, w = 700, 2550
+    page = rng.random((h, w), dtype=np.float32)
+    grid = TileGrid(h, w, 28, 4)
+    reads = []
+
+    def source(a, b):
+        reads.append(b - a)
+        return page[a:b]
+
+    out = np.empty_like(page)
+    apply_tiled(source, lambda a, b, r: out.__setitem__(slice(a, b), r), grid, lambda p: p,
+                batch_size=128)
+    rows = band_rows(grid.cols, 128)
+    assert 1 < len(reads) < grid.rows
+    assert max(reads) <= (rows - 1) * grid.stride + grid.patch
+    np.testing.assert_array_equal(out, page)

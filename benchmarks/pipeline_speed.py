@@ -1,0 +1,132 @@
+"""Where ``denoise_page``'s time goes: inside onnxruntime, and everything around it.
+
+    .venv/bin/python benchmarks/pipeline_speed.py [--band-patches 1,512] [--repeat 5]
+                                                  [--quick] [--json OUT.json]
+
+On ``speed.py``'s 300-DPI letter page, in one process, rounds interleaved (the
+best of each counts: a busy spell of the machine slows every variant alike):
+
+* ``denoise_page`` with the shipped model, for each ``tiling.BAND_PATCHES`` given
+  (how many patches a band aims for; 1 gives bands of one patch row, the tiler
+  before 0.9), with the time spent inside onnxruntime's ``run`` added up during
+  that same call: the rest is "outside onnxruntime" (issue 19's must-show 2);
+* the same page through the same pipeline with an identity "model" (patches come
+  back as they went in): the pipeline's own cost with warm caches and no
+  onnxruntime at all, a lower bound of the outside share.
+
+Every variant must return the same bytes (the band size changes only how the page
+is cut for the work, never the result); the script fails if one does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from speed import letter_page  # noqa: E402
+
+from ocr_denoise import pipeline, tiling  # noqa: E402
+from ocr_denoise.session import Denoiser  # noqa: E402
+
+
+class TimedDenoiser(Denoiser):
+    """The shipped ``Denoiser``, adding up the seconds its session spends in ``run``."""
+
+    inside = 0.0
+
+    def _run(self, loaded, x, c=None):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return super()._run(loaded, x, c)
+        finally:
+            self.inside += time.perf_counter() - t
+
+
+class Identity:
+    """What the pipeline needs of a model, with the model taken out: patches come
+    back unchanged, so only the pipeline's own work is timed."""
+
+    def __init__(self, model: Denoiser) -> None:
+        self.model = model
+        self.overlap = model.overlap
+        self.batch_size = model.batch_size
+
+    @property
+    def interface(self):  # type: ignore[no-untyped-def]
+        return self.model.interface
+
+    @property
+    def patch_size(self) -> int:
+        return self.model.patch_size
+
+    def denoise_patches(self, patches: np.ndarray,
+                        context_windows: np.ndarray | None = None) -> np.ndarray:
+        return patches
+
+
+def measure(page: np.ndarray, band_patches: list[int], repeat: int) -> dict:
+    """Best-of-``repeat`` figures for each band size, rounds interleaved."""
+    model = TimedDenoiser()
+    ident = Identity(model)
+    model.denoise(page)  # warm the session
+    default = tiling.BAND_PATCHES
+    best: dict[str, dict[str, float]] = {}
+    outputs: dict[str, np.ndarray] = {}
+    try:
+        for _ in range(repeat):
+            for n in band_patches:
+                tiling.BAND_PATCHES = n
+                for name, run in ((f"model, band {n}", lambda: model.denoise(page)),
+                                  (f"identity, band {n}", lambda: pipeline.denoise(ident, page))):
+                    model.inside = 0.0
+                    t = time.perf_counter()
+                    out = run()
+                    total = time.perf_counter() - t
+                    if name not in best or total < best[name]["page_s"]:
+                        best[name] = {"page_s": total, "onnxruntime_s": model.inside}
+                    outputs.setdefault(name.split(",")[0], out)
+                    if not np.array_equal(out, outputs[name.split(",")[0]]):
+                        raise SystemExit(f"{name}: different bytes from the first band size")
+    finally:
+        tiling.BAND_PATCHES = default
+    for r in best.values():
+        r["outside_s"] = r["page_s"] - r["onnxruntime_s"]
+        r["outside_share"] = r["outside_s"] / r["page_s"]
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--band-patches", default=f"1,{tiling.BAND_PATCHES}",
+                    help="comma-separated tiling.BAND_PATCHES values to compare")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="a quarter-size page (for tests)")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    sizes = [int(v) for v in args.band_patches.split(",")]
+    page = letter_page(1650, 1275) if args.quick else letter_page()
+    res = measure(page, sizes, args.repeat)
+    h, w = page.shape
+    print(f"page {w}x{h}, best of {args.repeat}; outside = page - time inside onnxruntime's run")
+    for n in sizes:
+        r, i = res[f"model, band {n}"], res[f"identity, band {n}"]
+        i["share_of_model_page"] = i["page_s"] / r["page_s"]
+        print(f"band {n:5d}: page {r['page_s']:.3f} s, in onnxruntime {r['onnxruntime_s']:.3f} s, "
+              f"outside {r['outside_s']:.3f} s = {100 * r['outside_share']:4.1f}%; identity model "
+              f"{i['page_s']:.3f} s = {100 * i['share_of_model_page']:4.1f}% of the page")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"page": f"{w}x{h}", "results": res}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
