@@ -94,3 +94,16 @@ def test_a_model_with_no_recorded_settings_is_refused(tmp_path):
     onnx.save(proto, str(tmp_path / "bare.onnx"))
     with pytest.raises(RestoreError, match="no training_config"):
         from_onnx(tmp_path / "bare.onnx")
+
+
+def test_import_onnx_names_the_file_and_the_reason_instead_of_a_traceback(tmp_path, capsys):
+    from train.__main__ import main
+
+    path = _with_config(tmp_path, lambda c: c.update(separable_output=True))
+    assert main(["import-onnx", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "SeparableConv2D" in err
+    assert not (tmp_path / "run" / "model.keras").exists()
+    assert main(["import-onnx", str(tmp_path / "missing.onnx"), "--out",
+                 str(tmp_path / "run")]) == 1
+    assert "missing.onnx" in capsys.readouterr().err

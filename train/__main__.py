@@ -117,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
         return 0
     if args.cmd == "import-onnx":
-        from .restore import restore
-        print(f"wrote {restore(args.model, args.out)}")
+        from .restore import RestoreError, restore
+        try:
+            print(f"wrote {restore(args.model, args.out)}")
+        except (RestoreError, OSError) as e:  # a model it cannot rebuild: say which, and why
+            print(f"train import-onnx: {args.model}: {e}", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "set-version":
         from .export import set_model_version

@@ -73,8 +73,11 @@ def from_onnx(path: str | os.PathLike[str]):
         raise RestoreError("models that read page context are not supported")
     model = model_from_config(cfg)
     layers = [la for la in model.layers if la.weights]
-    if any(not isinstance(la, keras.layers.Conv2D) for la in layers):
-        raise RestoreError("only models made of Conv2D layers are supported")
+    other = sorted({type(la).__name__ for la in layers
+                    if not isinstance(la, keras.layers.Conv2D)})
+    if other:
+        raise RestoreError(f"only models made of Conv2D layers are supported; this "
+                           f"architecture has {', '.join(other)}")
     convs = conv_weights(proto)
     if len(convs) != len(layers):
         raise RestoreError(f"{len(convs)} ONNX convolutions for {len(layers)} Keras layers")
