@@ -146,7 +146,7 @@ def apply_tiled(
     ``source`` is asked for page rows (float32, [0, 1]) one band at a time;
     ``sink`` receives the blended output rows in order, each page row exactly
     once. ``fn`` is called with at most ``batch_size`` patches at a time; a band
-    holds ``max(1, batch_size // cols)`` patch rows, which bounds memory.
+    holds ``band_rows(cols, batch_size)`` patch rows, which bounds memory.
     With ``context`` (see ``ContextFn``), ``fn`` is called as ``fn(patches,
     context(ys, xs))`` for each batch, for models that read more than the patch.
     """
@@ -156,8 +156,7 @@ def apply_tiled(
     H, W = grid.height, grid.width
     nr, nc = grid.rows, grid.cols
     window = blend_window(P, o)
-    col_idx = symmetric_indices(-o, (nc - 1) * s + P - o, W)
-    col_pieces = column_pieces(col_idx)
+    col_pieces = column_pieces(symmetric_indices(-o, (nc - 1) * s + P - o, W))
     rows_per_band = band_rows(nc, batch_size)
     carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # tails of the previous band
 
