@@ -130,10 +130,11 @@ def test_column_pieces_gather_exactly_the_mirror_padded_columns(n, pad):
                                              (3, 10_000)])
 def test_bands_hold_a_batch_and_about_band_patches(cols, batch_size):
     from ocr_denoise.tiling import BAND_PATCHES, band_rows
+    target = max(batch_size, BAND_PATCHES)  # a batch at least, else about BAND_PATCHES
     rows = band_rows(cols, batch_size)
     assert rows >= 1
-    assert rows * cols >= min(batch_size, BAND_PATCHES) or rows == 1
-    assert (rows - 1) * cols < max(batch_size, BAND_PATCHES)
+    assert rows == 1 or rows * cols <= target  # as many whole rows as fit the target,
+    assert (rows + 1) * cols > target  # and not one row fewer
 
 
 def test_source_reads_stay_bounded_by_the_band_on_a_wide_page(rng):
