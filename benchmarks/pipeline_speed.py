@@ -1,12 +1,14 @@
 """Where ``denoise_page``'s time goes: inside onnxruntime, and everything around it.
 
     .venv/bin/python benchmarks/pipeline_speed.py [--band-patches 1,512] [--repeat 5]
+                                                  [--models shipped,B.onnx]
                                                   [--quick] [--json OUT.json]
 
 On ``speed.py``'s 300-DPI letter page, in one process, rounds interleaved (the
 best of each counts: a busy spell of the machine slows every variant alike):
 
-* ``denoise_page`` with the shipped model, for each ``tiling.BAND_PATCHES`` given
+* ``denoise_page`` with each model given (default: the shipped one), for each
+  ``tiling.BAND_PATCHES`` given
   (how many patches a band aims for; 1 gives bands of one patch row, the tiler
   before 0.9), with the time spent inside onnxruntime's ``run`` added up during
   that same call: the rest is "outside onnxruntime" (issue 19's must-show 2);
@@ -73,28 +75,38 @@ class Identity:
         return patches
 
 
-def measure(page: np.ndarray, band_patches: list[int], repeat: int) -> dict:
-    """Best-of-``repeat`` figures for each band size, rounds interleaved."""
-    model = TimedDenoiser()
-    ident = Identity(model)
-    model.denoise(page)  # warm the session
+def measure(page: np.ndarray, band_patches: list[int], repeat: int,
+            models: list[str] | None = None) -> dict:
+    """Best-of-``repeat`` figures for each model and band size, rounds interleaved.
+    ``models``: model paths, "shipped" for the packaged one (the default); the
+    identity run uses the first model's interface. Keys: "<model>, band <n>" and
+    "identity, band <n>"."""
+    names = models or ["shipped"]
+    timed = {m: TimedDenoiser(None if m == "shipped" else m) for m in names}
+    ident = Identity(timed[names[0]])
+    for t in timed.values():
+        t.denoise(page)  # warm the sessions
     default = tiling.BAND_PATCHES
     best: dict[str, dict[str, float]] = {}
     outputs: dict[str, np.ndarray] = {}
+    runs = [(m, t) for m, t in timed.items()] + [("identity", None)]
     try:
         for _ in range(repeat):
             for n in band_patches:
                 tiling.BAND_PATCHES = n
-                for name, run in ((f"model, band {n}", lambda: model.denoise(page)),
-                                  (f"identity, band {n}", lambda: pipeline.denoise(ident, page))):
-                    model.inside = 0.0
-                    t = time.perf_counter()
-                    out = run()
-                    total = time.perf_counter() - t
+                for label, model in runs:
+                    name = f"{label}, band {n}"
+                    if model is not None:
+                        model.inside = 0.0
+                    t0 = time.perf_counter()
+                    out = (model.denoise(page) if model is not None
+                           else pipeline.denoise(ident, page))
+                    total = time.perf_counter() - t0
+                    inside = model.inside if model is not None else 0.0
                     if name not in best or total < best[name]["page_s"]:
-                        best[name] = {"page_s": total, "onnxruntime_s": model.inside}
-                    outputs.setdefault(name.split(",")[0], out)
-                    if not np.array_equal(out, outputs[name.split(",")[0]]):
+                        best[name] = {"page_s": total, "onnxruntime_s": inside}
+                    outputs.setdefault(label, out)
+                    if not np.array_equal(out, outputs[label]):
                         raise SystemExit(f"{name}: different bytes from the first band size")
     finally:
         tiling.BAND_PATCHES = default
@@ -109,20 +121,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--band-patches", default=f"1,{tiling.BAND_PATCHES}",
                     help="comma-separated tiling.BAND_PATCHES values to compare")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--models", default="shipped",
+                    help="comma-separated model paths, 'shipped' for the packaged model")
     ap.add_argument("--quick", action="store_true", help="a quarter-size page (for tests)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sizes = [int(v) for v in args.band_patches.split(",")]
     page = letter_page(1650, 1275) if args.quick else letter_page()
-    res = measure(page, sizes, args.repeat)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    res = measure(page, sizes, args.repeat, models)
     h, w = page.shape
     print(f"page {w}x{h}, best of {args.repeat}; outside = page - time inside onnxruntime's run")
     for n in sizes:
-        r, i = res[f"model, band {n}"], res[f"identity, band {n}"]
-        i["share_of_model_page"] = i["page_s"] / r["page_s"]
-        print(f"band {n:5d}: page {r['page_s']:.3f} s, in onnxruntime {r['onnxruntime_s']:.3f} s, "
-              f"outside {r['outside_s']:.3f} s = {100 * r['outside_share']:4.1f}%; identity model "
-              f"{i['page_s']:.3f} s = {100 * i['share_of_model_page']:4.1f}% of the page")
+        for m in models:
+            r = res[f"{m}, band {n}"]
+            print(f"{m}, band {n}: page {r['page_s']:.3f} s, in onnxruntime "
+                  f"{r['onnxruntime_s']:.3f} s, outside {r['outside_s']:.3f} s = "
+                  f"{100 * r['outside_share']:4.1f}%")
+        i = res[f"identity, band {n}"]
+        i["share_of_model_page"] = i["page_s"] / res[f"{models[0]}, band {n}"]["page_s"]
+        print(f"identity model, band {n}: {i['page_s']:.3f} s = "
+              f"{100 * i['share_of_model_page']:4.1f}% of {models[0]}'s page")
     if args.json:
         Path(args.json).write_text(json.dumps({"page": f"{w}x{h}", "results": res}, indent=1))
     return 0

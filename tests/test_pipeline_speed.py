@@ -16,11 +16,11 @@ def test_splits_the_page_into_onnxruntime_and_the_rest(tmp_path):
     assert pipeline_speed.main(["--quick", "--repeat", "1", "--band-patches", "1,64",
                                 "--json", str(out)]) == 0
     res = json.loads(out.read_text())["results"]
-    assert set(res) == {"model, band 1", "identity, band 1", "model, band 64",
+    assert set(res) == {"shipped, band 1", "identity, band 1", "shipped, band 64",
                         "identity, band 64"}
     for name, r in res.items():
         assert r["page_s"] > 0
-        if name.startswith("model"):
+        if name.startswith("shipped"):
             assert 0 < r["onnxruntime_s"] < r["page_s"]
         else:
             assert r["onnxruntime_s"] == 0.0
@@ -41,3 +41,17 @@ def test_a_band_size_that_changed_the_result_fails_the_run(monkeypatch):
     monkeypatch.setattr("ocr_denoise.pipeline.apply_tiled", drifting)
     with pytest.raises(SystemExit, match="different bytes"):
         pipeline_speed.main(["--quick", "--repeat", "1", "--band-patches", "1,64"])
+
+
+def test_two_models_are_timed_side_by_side(tmp_path):
+    import shutil
+
+    from ocr_denoise.model import default_model_path
+
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(default_model_path(), copy)
+    shutil.copy(str(default_model_path()) + ".sha256", str(copy) + ".sha256")
+    res = pipeline_speed.measure(pipeline_speed.letter_page(200, 300), [64], 1,
+                                 ["shipped", str(copy)])
+    assert {"shipped, band 64", f"{copy}, band 64", "identity, band 64"} == set(res)
+    assert res[f"{copy}, band 64"]["onnxruntime_s"] > 0
