@@ -41,7 +41,7 @@ _BASE = {"arch": "shuffle", "width": 32, "skips": True}
 #: name -> build_model arguments. "v8" is the shipped model's architecture.
 VARIANTS: dict[str, dict | str | None] = {
     "shipped": None,  # the shipped ONNX file itself, as exported when it was trained
-    "shipped-split": "split",  # the same weights, last convolution split (split_output_conv)
+    "shipped-unsplit": "unsplit",  # the same weights, last convolution not split (train.graph)
     "v8": dict(_BASE),
     "ok1": {**_BASE, "output_kernel": 1},
     "ok1+dec16": {**_BASE, "output_kernel": 1, "decoder_width": 16},
@@ -53,67 +53,26 @@ VARIANTS: dict[str, dict | str | None] = {
 }
 
 
-def split_output_conv(proto, patch: int = 28):
-    """``proto`` (an exported shuffle model) with its last convolution, k x k from C to
-    O channels, computed another way that gives the same output (to float rounding):
-    a 1 x 1 convolution to O * k * k channels (output o, tap t), a depthwise k x k
-    convolution whose one-hot kernels shift each channel by its tap, and a sum over
-    the taps, plus the bias. Why: on AVX-512 onnxruntime computes convolutions in
-    blocks of 16 output channels (8 on AVX2), so the last convolution's O = 4 outputs
-    cost what 16 would; the 1 x 1 convolution's 36 outputs fill its blocks, and the
-    shift is cheap. Only the timing changes: a candidate for the exporter if it pays."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    m = onnx.ModelProto()
-    m.CopyFrom(proto)
-    g = m.graph
-    init = {t.name: t for t in g.initializer}
-    i, last = [(i, n) for i, n in enumerate(g.node) if n.op_type == "Conv"][-1]
-    w = numpy_helper.to_array(init[last.input[1]])
-    b = numpy_helper.to_array(init[last.input[2]])
-    o, c, kh, kw = w.shape
-    taps = kh * kw
-    w1 = w.transpose(0, 2, 3, 1).reshape(o * taps, c, 1, 1)  # channel o * taps + t
-    shift = np.zeros((o * taps, 1, kh, kw), np.float32)
-    for t in range(taps):
-        shift[np.arange(o) * taps + t, 0, t // kw, t % kw] = 1.0
-    h = patch // 2
-    names = [f"split_output/{n}" for n in ("w1", "shift", "shape", "axes", "bias")]
-    values = [w1, shift, np.array([-1, o, taps, h, h], np.int64), np.array([2], np.int64),
-              b.reshape(1, o, 1, 1)]
-    g.initializer.extend(numpy_helper.from_array(np.ascontiguousarray(v), n)
-                         for n, v in zip(names, values))
-    y, yd, y5, ys = (f"split_output/{n}" for n in ("y", "yd", "y5", "ys"))
-    pads = [kh // 2, kw // 2, kh // 2, kw // 2]
-    new = [helper.make_node("Conv", [last.input[0], names[0]], [y], kernel_shape=[1, 1]),
-           helper.make_node("Conv", [y, names[1]], [yd], kernel_shape=[kh, kw], pads=pads,
-                            group=o * taps),
-           helper.make_node("Reshape", [yd, names[2]], [y5]),
-           helper.make_node("ReduceSum", [y5, names[3]], [ys], keepdims=0),
-           helper.make_node("Add", [ys, names[4]], [last.output[0]])]
-    g.node.remove(last)
-    for k, n in enumerate(new):
-        g.node.insert(i + k, n)
-    onnx.checker.check_model(m)
-    return m
-
-
 def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
-    """The ONNX bytes of a random-weight model built with ``kwargs`` (None: the
-    shipped model, trained weights; "split": the shipped model through
-    ``split_output_conv``), and its number of parameters (of the model as trained)."""
+    """The ONNX bytes of a random-weight model built with ``kwargs`` (exported as
+    ``train.export`` does, so with its last convolution split), or of the shipped
+    model (None; "unsplit": its last convolution folded back into one k x k ``Conv``,
+    ``train.graph.fold_split_output``), and its number of parameters as trained."""
     import onnx
 
     from ocr_denoise.model import default_model_path
+    from train.graph import fold_split_output
 
-    if kwargs is None or kwargs == "split":
+    if kwargs is None or kwargs == "unsplit":
         data = default_model_path().read_bytes()
-        proto = onnx.load_from_string(data)
-        count = sum(int(np.prod(t.dims)) for t in proto.graph.initializer
-                    if len(t.dims) == 4 or t.name.endswith("Squeeze:0"))
-        if kwargs == "split":
-            data = split_output_conv(proto).SerializeToString()
+        proto = fold_split_output(onnx.load_from_string(data))
+        count = sum(int(np.prod(t.dims)) for t in proto.graph.initializer if len(t.dims) == 4)
+        count += sum(int(np.prod(t.dims)) for t in proto.graph.initializer
+                     if len(t.dims) == 1 and t.data_type == onnx.TensorProto.FLOAT
+                     and any(n.op_type == "Conv" and t.name in n.input[2:]
+                             for n in proto.graph.node))
+        if kwargs == "unsplit":
+            data = proto.SerializeToString()
         return data, count
     assert isinstance(kwargs, dict)
     from train.export import to_onnx

@@ -53,14 +53,25 @@ def letter_page(h: int = 3300, w: int = 2550, seed: int = 0) -> np.ndarray:
 
 def model_flops_per_patch(path: Path) -> float:
     """2 x multiply-adds of every Conv for one patch, with shapes taken from a real run
-    (every Conv output is exposed as a graph output, so no shape inference is needed)."""
+    (every Conv output is exposed as a graph output, so no shape inference is needed).
+    A depthwise Conv whose kernels are one-hot only moves values (the shift of a split
+    last convolution, ``train/graph.py``) and is not counted: the figure stays the
+    model's arithmetic, whichever way its graph computes it."""
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
 
     m = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i).shape for i in m.graph.initializer}
-    convs = [n for n in m.graph.node if n.op_type == "Conv" and n.input[1] in inits]
+    weights = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    inits = {k: v.shape for k, v in weights.items()}
+
+    def moves_only(n) -> bool:
+        w = weights[n.input[1]]
+        return (w.ndim == 4 and w.shape[1] == 1 and bool(np.isin(w, (0.0, 1.0)).all())
+                and bool((w.reshape(len(w), -1).sum(axis=1) == 1).all()))
+
+    convs = [n for n in m.graph.node
+             if n.op_type == "Conv" and n.input[1] in inits and not moves_only(n)]
     for n in convs:
         m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                         "metadata (no re-export; the checksum is rewritten)")
     vp.add_argument("model", help="the .onnx file")
     vp.add_argument("version", help="e.g. v8")
+    sp = sub.add_parser("split-output", help="rewrite an exported model's last convolution "
+                        "as 1x1 + depthwise shift + sum (same function, faster; train/graph.py)")
+    sp.add_argument("model", help="the .onnx file, rewritten in place with its checksum")
     ip = sub.add_parser("import-onnx", help="rebuild an exported model as a Keras checkpoint "
                         "(OUT/model.keras + config.json) to fine-tune it")
     ip.add_argument("model", help="the .onnx file (e.g. ocr_denoise/models/denoiser.onnx)")
@@ -123,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         except (RestoreError, OSError) as e:  # a model it cannot rebuild: say which, and why
             print(f"train import-onnx: {args.model}: {e}", file=sys.stderr)
             return 1
+        return 0
+    if args.cmd == "split-output":
+        from .export import split_file
+        diff = split_file(args.model)
+        print(f"{args.model}: nothing to split (already split, or no k x k last convolution)"
+              if diff is None else f"{args.model}: split (max |before - after| = {diff:.3g})")
         return 0
     if args.cmd == "set-version":
         from .export import set_model_version

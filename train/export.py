@@ -16,8 +16,12 @@ class ExportMismatch(RuntimeError):
     """The ONNX graph does not reproduce the Keras model within tolerance."""
 
 
-def to_onnx(model, metadata: dict[str, str], opset: int = 17):
+def to_onnx(model, metadata: dict[str, str], opset: int = 17, split_output: bool = True):
     """Convert to an ONNX ModelProto: NCHW (N, 1, P, P) in and out, dynamic batch.
+
+    ``split_output``: compute a k x k last convolution as a 1 x 1 one, a depthwise
+    shift and a sum (``train.graph.split_output_conv``: the same function, about 1.2x
+    faster in onnxruntime on AVX2), recorded in the metadata key ``graph_rewrites``.
 
     Why not convert the model as it is: tf2onnx renders Keras' UpSampling2D as a
     chain of Tile/Transpose/Reshape on 32-channel tensors, which costs as much as
@@ -67,6 +71,9 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17):
     for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, str(v)
+    if split_output:
+        from .graph import split_output_conv
+        proto = split_output_conv(proto)
     return proto
 
 
@@ -155,6 +162,35 @@ def set_model_version(path: str | os.PathLike[str], version: str) -> None:
     proto.metadata_props.extend(kept)
     proto.metadata_props.add(key="model_version", value=version.strip())
     _write(proto, path)
+
+
+def split_file(path: str | os.PathLike[str], n: int = 64, seed: int = 0) -> float | None:
+    """Apply ``train.graph.split_output_conv`` to an exported model file in place (the
+    weights and metadata kept, ``graph_rewrites`` added, the checksum rewritten), after
+    checking with onnxruntime that the split graph computes what the file did, within
+    ``MAX_ABS_DIFF`` on random patches. Returns that difference; None, and no write,
+    for a model that is already split or has no k x k last convolution."""
+    import onnx
+    import onnxruntime as ort
+
+    from .graph import can_split, split_output_conv
+
+    proto = onnx.load(str(path))
+    if not can_split(proto):
+        return None
+    split = split_output_conv(proto)
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (proto, split)]
+    rng = np.random.default_rng(seed)
+    feed = {i.name: rng.random((n, *i.shape[1:]), dtype=np.float32)
+            for i in sessions[0].get_inputs()}
+    before, after = (s.run(None, feed)[0] for s in sessions)
+    diff = float(np.abs(before - after).max())
+    if not diff <= MAX_ABS_DIFF:
+        raise ExportMismatch(f"{path}: the split graph differs by {diff:.3g} > {MAX_ABS_DIFF}")
+    split.metadata_props.add(key="graph_rewrites_max_abs_diff", value=f"{diff:.3g}")
+    _write(split, path)
+    return diff
 
 
 def load_config(run_dir: str | os.PathLike[str]) -> str:

@@ -67,6 +67,8 @@ def from_onnx(path: str | os.PathLike[str]):
     import keras
     import onnx
 
+    from .graph import fold_split_output
+
     proto = onnx.load(str(path))
     cfg = training_config(proto)
     if cfg.context:
@@ -78,7 +80,7 @@ def from_onnx(path: str | os.PathLike[str]):
     if other:
         raise RestoreError(f"only models made of Conv2D layers are supported; this "
                            f"architecture has {', '.join(other)}")
-    convs = conv_weights(proto)
+    convs = conv_weights(fold_split_output(proto))  # the layers Keras has
     if len(convs) != len(layers):
         raise RestoreError(f"{len(convs)} ONNX convolutions for {len(layers)} Keras layers")
     for layer, (kernel, bias) in zip(layers, convs):
