@@ -139,9 +139,11 @@ def to_gray_float(rows: np.ndarray, spec: PageSpec) -> np.ndarray:
     per-pixel sum (not a BLAS call), so the result for a pixel does not depend
     on which rows were converted with it: the same bytes for any band size.
     """
-    x = np.asarray(rows).astype(np.float32, copy=True)
-    if spec.scale != 1.0:
-        np.divide(x, np.float32(spec.scale), out=x)
+    x = np.asarray(rows)
+    if spec.scale != 1.0:  # converted and divided in one pass: the same bytes as in two
+        x = np.divide(x, np.float32(spec.scale), dtype=np.float32)
+    else:
+        x = x.astype(np.float32, copy=True)
     if spec.channels == 1:
         gray = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1]))
     else:
