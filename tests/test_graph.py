@@ -67,6 +67,14 @@ def test_convolutions_it_cannot_split_are_left_as_they_are(rng, attrs):
     assert graph.split_output_conv(m).SerializeToString() == m.SerializeToString()
 
 
+def test_a_graph_of_unknown_page_size_is_not_split(rng):
+    m = conv_model(rng)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "h", "w"  # any size: the reshape cannot be fixed
+    assert not graph.can_split(m)
+    assert graph.split_output_conv(m).SerializeToString() == m.SerializeToString()
+
+
 def test_splitting_twice_is_splitting_once_and_folding_an_unsplit_model_changes_nothing(rng):
     m = conv_model(rng)
     once = graph.split_output_conv(m)

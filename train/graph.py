@@ -73,12 +73,18 @@ def can_split(proto) -> bool:
         return False
     o, _, kh, kw = init[last.input[1]].dims
     same = [kh // 2, kw // 2, kh // 2, kw // 2]
-    return (kh > 1 and kw > 1 and kh % 2 == 1 and kw % 2 == 1
+    if not (kh > 1 and kw > 1 and kh % 2 == 1 and kw % 2 == 1
             and _attr(last, "group", 1) == 1
             and list(_attr(last, "strides", [1, 1])) == [1, 1]
             and list(_attr(last, "dilations", [1, 1])) == [1, 1]
             and list(_attr(last, "pads", [0, 0, 0, 0])) == same
-            and _attr(last, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
+            and _attr(last, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
+        return False
+    try:
+        _spatial(proto, last.input[0])  # the sum's reshape needs a fixed H x W
+    except ValueError:
+        return False
+    return True
 
 
 def _spatial(proto, tensor: str) -> tuple[int, int]:
