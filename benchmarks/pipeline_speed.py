@@ -9,8 +9,9 @@ best of each counts: a busy spell of the machine slows every variant alike):
 
 * ``denoise_page`` with each model given (default: the shipped one), for each
   ``tiling.BAND_PATCHES`` given
-  (how many patches a band aims for; 1 gives bands of one patch row, the tiler
-  before 0.9), with the time spent inside onnxruntime's ``run`` added up during
+  (how many patches a band aims for; 1 gives the rule of the tiler before 0.2.0,
+  ``max(1, batch_size // cols)`` patch rows: one row on a letter page), with the
+  time spent inside onnxruntime's ``run`` added up during
   that same call: the rest is "outside onnxruntime" (issue 19's must-show 2);
 * the same page through the same pipeline with an identity "model" (patches come
   back as they went in): the pipeline's own cost with warm caches and no

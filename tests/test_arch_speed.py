@@ -35,9 +35,8 @@ def test_timing_runs_and_unknown_variants_are_named(capsys):
 def test_the_unsplit_shipped_graph_computes_what_the_shipped_one_does():
     import onnx
 
-    shipped, n_shipped = arch_speed.onnx_bytes(None)
-    unsplit, n_unsplit = arch_speed.onnx_bytes(arch_speed.VARIANTS["shipped-unsplit"])
-    assert n_shipped == n_unsplit
+    shipped, _ = arch_speed.onnx_bytes(None)
+    unsplit, _ = arch_speed.onnx_bytes(arch_speed.VARIANTS["shipped-unsplit"])
     ops = [n.op_type for n in onnx.load_from_string(shipped).graph.node]
     assert "ReduceSum" in ops  # the shipped graph is split ...
     assert "ReduceSum" not in [n.op_type for n in onnx.load_from_string(unsplit).graph.node]

@@ -108,7 +108,11 @@ def test_split_file_rewrites_a_model_in_place_that_the_runtime_loads(tmp_path, r
     before = Denoiser(path).denoise(page, guard=False)
     diff = split_file(path)
     assert diff is not None and 0 <= diff <= 1e-5
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    written = onnx.load(str(path))
+    onnx.checker.check_model(written)  # e.g. no metadata key twice
+    keys = [p.key for p in written.metadata_props]
+    assert len(keys) == len(set(keys))
+    meta = {p.key: p.value for p in written.metadata_props}
     assert meta["graph_rewrites"] == graph.SPLIT_OUTPUT
     assert meta["model_version"] == "v8"  # the rest of the metadata is kept
     after = Denoiser(path).denoise(page, guard=False)  # the checksum was rewritten too
@@ -135,3 +139,37 @@ def test_a_split_that_changed_the_function_is_refused_and_the_file_kept(tmp_path
     with pytest.raises(ExportMismatch, match="differs"):
         split_file(path)
     assert path.read_bytes() == keep.read_bytes()
+
+
+def test_graphs_it_cannot_split_whole_are_refused_before_any_change(rng):
+    m = conv_model(rng)
+    old = onnx.ModelProto()
+    old.CopyFrom(m)
+    del old.opset_import[:]
+    old.opset_import.extend([helper.make_opsetid("", 12)])  # ReduceSum's axes an attribute
+    assert not graph.can_split(old)
+    shared = conv_model(rng)
+    last = [n for n in shared.graph.node if n.op_type == "Conv"][-1]
+    shared.graph.node.append(helper.make_node("Conv", ["r", last.input[1]], ["z"],
+                                              kernel_shape=[3, 3], pads=[1] * 4))
+    assert not graph.can_split(shared)  # its weight is read by another node too
+
+
+def test_a_file_that_says_split_but_is_not_is_a_value_error(rng):
+    m = graph.split_output_conv(conv_model(rng))
+    (add,) = [n for n in m.graph.node if n.op_type == "Add"]
+    add.name = "renamed by an optimiser"
+    with pytest.raises(ValueError, match="split-output-v1"):
+        graph.fold_split_output(m)
+
+
+def test_cli_names_the_file_it_cannot_read(tmp_path, capsys):
+    pytest.importorskip("tensorflow")  # import-onnx builds Keras models
+    from train.__main__ import main
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    assert main(["split-output", str(bad)]) == 1
+    assert main(["import-onnx", str(bad), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count(str(bad)) == 2 and "Traceback" not in err

@@ -31,9 +31,18 @@ def test_identity_function_reproduces_page_exactly(rng, h, w, overlap):
     np.testing.assert_allclose(out, page, atol=1e-6)
 
 
+@pytest.fixture(params=[1, 512], ids=["bands-of-one-row", "bands-of-512"])
+def band_patches(request, monkeypatch):
+    """Run a test with bands of one patch row (many bands: the carry between bands and
+    later bands' origins are exercised) and with the default size."""
+    from ocr_denoise import tiling
+    monkeypatch.setattr(tiling, "BAND_PATCHES", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("h,w", [(5, 7), (56, 57), (123, 301)])
 @pytest.mark.parametrize("batch_size", [1, 7, 128])
-def test_context_is_asked_for_each_patchs_page_origin(rng, h, w, batch_size):
+def test_context_is_asked_for_each_patchs_page_origin(rng, h, w, batch_size, band_patches):
     """A context function that cuts the mirror-padded page at the origins it is
     given, passed straight through, rebuilds the page: only if every origin is the
     one of the patch it comes with."""
@@ -73,14 +82,17 @@ def test_every_patch_seen_once_and_batches_respect_limit(rng):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 17, 10_000])
-def test_result_does_not_depend_on_batch_size(rng, batch_size):
+def test_result_does_not_depend_on_batch_size(rng, batch_size, monkeypatch):
+    from ocr_denoise import tiling
     page = rng.random((70, 111), dtype=np.float32)
     fn = lambda p: p ** 2 + 0.1 * p[:, ::-1, :]  # position-dependent inside a patch
-    ref = tile_array(page, fn, batch_size=10_000)
-    np.testing.assert_array_equal(tile_array(page, fn, batch_size=batch_size), ref)
+    ref = tile_array(page, fn, batch_size=10_000)  # one band
+    for band in (1, 512):  # and many: bands of one patch row, then the default
+        monkeypatch.setattr(tiling, "BAND_PATCHES", band)
+        np.testing.assert_array_equal(tile_array(page, fn, batch_size=batch_size), ref)
 
 
-def test_sink_receives_each_row_once_in_order(rng):
+def test_sink_receives_each_row_once_in_order(rng, band_patches):
     page = rng.random((200, 40), dtype=np.float32)
     got = []
     apply_tiled(lambda a, b: page[a:b], lambda a, b, r: got.append((a, b, r.shape)),

@@ -120,16 +120,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
         return 0
     if args.cmd == "import-onnx":
+        from google.protobuf.message import DecodeError
+
         from .restore import RestoreError, restore
         try:
             print(f"wrote {restore(args.model, args.out)}")
-        except (RestoreError, OSError) as e:  # a model it cannot rebuild: say which, and why
+        except (RestoreError, OSError, ValueError, TypeError, DecodeError) as e:
+            # a model it cannot rebuild, or no model at all: say which file, and why
             print(f"train import-onnx: {args.model}: {e}", file=sys.stderr)
             return 1
         return 0
     if args.cmd == "split-output":
-        from .export import split_file
-        diff = split_file(args.model)
+        from google.protobuf.message import DecodeError
+
+        from .export import ExportMismatch, split_file
+        try:
+            diff = split_file(args.model)
+        except (ExportMismatch, OSError, ValueError, DecodeError) as e:
+            print(f"train split-output: {args.model}: {e}", file=sys.stderr)
+            return 1
         print(f"{args.model}: nothing to split (already split, or no k x k last convolution)"
               if diff is None else f"{args.model}: split (max |before - after| = {diff:.3g})")
         return 0

@@ -12,9 +12,9 @@ k x k convolution from C to O channels as
 * a depthwise k x k convolution whose one-hot kernels move each channel by its tap,
 * a sum over the taps (Reshape + ReduceSum), plus the bias,
 
-which gives the same output up to float rounding (about 1e-6). Measured, one batch of
-128 patches on a 2-core AMD EPYC with AVX2: 1.18x and 1.19x faster
-(``benchmarks/arch_speed.py``). The exporter applies it to every model whose last
+which gives the same output up to float rounding (about 1e-6), faster: the figures,
+with the commands that print them, are in docs/benchmarks.md ("Speed"). The exporter
+applies it to every model whose last
 convolution is a plain k x k one with k > 1; ``train/restore.py`` folds it back
 (:func:`fold_split_output`) before reading the weights into Keras. The metadata key
 ``graph_rewrites`` lists what was applied, so a reader of the file can tell.
@@ -22,28 +22,38 @@ convolution is a plain k x k one with k > 1; ``train/restore.py`` folds it back
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnx import ModelProto, NodeProto
 
 #: Value recorded in the ``graph_rewrites`` metadata key once the split is applied.
 SPLIT_OUTPUT = "split-output-v1"
 REWRITES_KEY = "graph_rewrites"
+#: Largest |before - after| ``train.export.split_file`` measured, when it split a file.
+DIFF_KEY = "graph_rewrites_max_abs_diff"
 _PREFIX = "split_output/"
+#: ReduceSum takes its axes as an input from this opset on.
+MIN_OPSET = 13
 
 
-def _last_conv(graph):
+def _last_conv(graph) -> tuple[int | None, NodeProto | None]:
     convs = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Conv"]
     return convs[-1] if convs else (None, None)
 
 
-def _attr(node, name, default):
+def _attr(node: NodeProto, name: str, default: object) -> object:
+    from onnx import helper
+
     for a in node.attribute:
         if a.name == name:
-            from onnx import helper
             return helper.get_attribute_value(a)
     return default
 
 
-def rewrites(proto) -> list[str]:
+def rewrites(proto: ModelProto) -> list[str]:
     """The rewrites recorded in ``proto``'s metadata, in the order applied."""
     for p in proto.metadata_props:
         if p.key == REWRITES_KEY:
@@ -51,25 +61,37 @@ def rewrites(proto) -> list[str]:
     return []
 
 
-def _record(proto, names: list[str]) -> None:
-    kept = [p for p in proto.metadata_props if p.key != REWRITES_KEY]
+def _record(proto: ModelProto, names: list[str]) -> None:
+    """Set ``graph_rewrites`` to ``names``; a measured difference recorded for an
+    earlier state of the graph no longer applies, so it goes too."""
+    kept = [p for p in proto.metadata_props if p.key not in (REWRITES_KEY, DIFF_KEY)]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     if names:
         proto.metadata_props.add(key=REWRITES_KEY, value=",".join(names))
 
 
-def can_split(proto) -> bool:
+def can_split(proto: ModelProto) -> bool:
     """Whether ``proto``'s last convolution is one :func:`split_output_conv` rewrites:
-    k x k with k > 1, stride 1, no dilation or groups, constant weight and bias, 'same'
-    padding, and not already split."""
+    k x k with k > 1, stride 1, no dilation or groups, 'same' padding, float32 weight
+    and bias that no other node reads, a fixed page size, opset >= 13, and not already
+    split."""
+    from onnx import TensorProto
+
     if SPLIT_OUTPUT in rewrites(proto):
         return False
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)
     _, last = _last_conv(proto.graph)
-    if last is None or len(last.input) != 3:
+    if last is None or len(last.input) != 3 or opset < MIN_OPSET:
         return False
     init = {t.name: t for t in proto.graph.initializer}
     if last.input[1] not in init or last.input[2] not in init:
+        return False
+    if any(init[n].data_type != TensorProto.FLOAT for n in last.input[1:]):
+        return False
+    readers = [x for x in proto.graph.node for i in x.input if i in last.input[1:]]
+    if len(readers) != 2:  # the weight and the bias, each read by this node alone
         return False
     o, _, kh, kw = init[last.input[1]].dims
     same = [kh // 2, kw // 2, kh // 2, kw // 2]
@@ -87,7 +109,7 @@ def can_split(proto) -> bool:
     return True
 
 
-def _spatial(proto, tensor: str) -> tuple[int, int]:
+def _spatial(proto: ModelProto, tensor: str) -> tuple[int, int]:
     """(H, W) of an NCHW tensor of ``proto``, from ONNX shape inference (the graph's
     patch size is fixed, only the batch is dynamic)."""
     import onnx
@@ -101,7 +123,7 @@ def _spatial(proto, tensor: str) -> tuple[int, int]:
     raise ValueError(f"the spatial size of {tensor!r} is not fixed in the graph")
 
 
-def split_output_conv(proto):
+def split_output_conv(proto: ModelProto) -> ModelProto:
     """A copy of ``proto`` with its last convolution split (module docstring); the
     output tensor keeps its name, so the rest of the graph is untouched. A model
     :func:`can_split` refuses comes back as an unchanged copy."""
@@ -146,18 +168,19 @@ def split_output_conv(proto):
     g.node.remove(last)
     for k, node in enumerate(nodes):
         g.node.insert(i + k, node)
-    g.initializer.remove(init[last.input[1]])
-    if not any(last.input[2] in x.input for x in g.node):
-        g.initializer.remove(init[last.input[2]])
+    g.initializer.remove(init[last.input[1]])  # read by no other node (can_split)
+    g.initializer.remove(init[last.input[2]])
     _record(m, [*rewrites(m), SPLIT_OUTPUT])
     onnx.checker.check_model(m)
     return m
 
 
-def fold_split_output(proto):
+def fold_split_output(proto: ModelProto) -> ModelProto:
     """The inverse of :func:`split_output_conv`: a copy of ``proto`` whose split last
     convolution is one k x k ``Conv`` again (weights exactly as before the split), for
-    readers that map convolutions to Keras layers. Other models: an unchanged copy."""
+    readers that map convolutions to Keras layers. Other models: an unchanged copy.
+    Raises ``ValueError`` if the file says it was split but its graph does not hold the
+    split as :func:`split_output_conv` writes it (e.g. after another optimiser)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -167,8 +190,13 @@ def fold_split_output(proto):
         return m
     g = m.graph
     init = {t.name: t for t in g.initializer}
-    ours = [k for k, n in enumerate(g.node) if any(o.startswith(_PREFIX) for o in n.output)
-            or n.name.startswith(_PREFIX)]
+    ours = [k for k, n in enumerate(g.node) if n.name.startswith(_PREFIX)]
+    ops = [g.node[k].op_type for k in ours]
+    needed = {_PREFIX + k for k in ("w1", "shift", "bias")}
+    if (ops != ["Conv", "Conv", "Reshape", "ReduceSum", "Add"]
+            or ours != list(range(ours[0], ours[0] + 5)) or not needed <= set(init)):
+        raise ValueError(f"the graph records {SPLIT_OUTPUT} but holds {ops} at "
+                         f"nodes {ours}, not the split this module writes")
     first, final = g.node[ours[0]], g.node[ours[-1]]
     w1 = numpy_helper.to_array(init[_PREFIX + "w1"])
     kh, kw = numpy_helper.to_array(init[_PREFIX + "shift"]).shape[2:]

@@ -80,7 +80,11 @@ def from_onnx(path: str | os.PathLike[str]):
     if other:
         raise RestoreError(f"only models made of Conv2D layers are supported; this "
                            f"architecture has {', '.join(other)}")
-    convs = conv_weights(fold_split_output(proto))  # the layers Keras has
+    try:
+        folded = fold_split_output(proto)  # the convolutions Keras has
+    except ValueError as e:
+        raise RestoreError(str(e)) from e
+    convs = conv_weights(folded)
     if len(convs) != len(layers):
         raise RestoreError(f"{len(convs)} ONNX convolutions for {len(layers)} Keras layers")
     for layer, (kernel, bias) in zip(layers, convs):
