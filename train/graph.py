@@ -3,8 +3,8 @@
 Why. On x86 onnxruntime runs convolutions in a blocked channel layout (NCHWc):
 blocks of 8 output channels with AVX2, 16 with AVX-512. The shuffle model's last
 convolution has 4 outputs (the 2 x 2 sub-pixels of each P/2 position), so it costs
-what 8 or 16 would: about a third of v8's time for a fifth of its arithmetic
-(``benchmarks/speed.py --profile``). :func:`split_output_conv` computes that
+what 8 or 16 would: a third (AVX2) to a half (AVX-512) of v8's time for a fifth of
+its arithmetic (``benchmarks/speed.py --profile``). :func:`split_output_conv` computes that
 k x k convolution from C to O channels as
 
 * a 1 x 1 convolution from C to O * k * k channels, channel ``o * k * k + t`` being
@@ -14,8 +14,8 @@ k x k convolution from C to O channels as
 
 which gives the same output up to float rounding (about 1e-6), faster: the figures,
 with the commands that print them, are in docs/benchmarks.md ("Speed"). The exporter
-applies it to every model whose last
-convolution is a plain k x k one with k > 1; ``train/restore.py`` folds it back
+applies it to every model whose last convolution is a plain k x k one with k > 1
+(:func:`can_split` says which); ``train/restore.py`` folds it back
 (:func:`fold_split_output`) before reading the weights into Keras. The metadata key
 ``graph_rewrites`` lists what was applied, so a reader of the file can tell.
 """
