@@ -66,11 +66,9 @@ def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
     if kwargs is None or kwargs == "unsplit":
         data = default_model_path().read_bytes()
         proto = fold_split_output(onnx.load_from_string(data))
-        count = sum(int(np.prod(t.dims)) for t in proto.graph.initializer if len(t.dims) == 4)
-        count += sum(int(np.prod(t.dims)) for t in proto.graph.initializer
-                     if len(t.dims) == 1 and t.data_type == onnx.TensorProto.FLOAT
-                     and any(n.op_type == "Conv" and t.name in n.input[2:]
-                             for n in proto.graph.node))
+        dims = {t.name: t.dims for t in proto.graph.initializer}
+        count = sum(int(np.prod(dims[i])) for n in proto.graph.node if n.op_type == "Conv"
+                    for i in n.input[1:] if i in dims)  # every convolution's kernel and bias
         if kwargs == "unsplit":
             data = proto.SerializeToString()
         return data, count

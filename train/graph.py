@@ -76,23 +76,28 @@ def can_split(proto: ModelProto) -> bool:
     k x k with k > 1, stride 1, no dilation or groups, 'same' padding, float32 weight
     and bias that no other node reads, a fixed page size, opset >= 13, and not already
     split."""
+    return _split_size(proto) is not None
+
+
+def _split_size(proto: ModelProto) -> tuple[int, int] | None:
+    """(H, W) of the last convolution's input if :func:`can_split` holds, else None."""
     from onnx import TensorProto
 
     if SPLIT_OUTPUT in rewrites(proto):
-        return False
+        return None
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                 default=0)
     _, last = _last_conv(proto.graph)
     if last is None or len(last.input) != 3 or opset < MIN_OPSET:
-        return False
+        return None
     init = {t.name: t for t in proto.graph.initializer}
     if last.input[1] not in init or last.input[2] not in init:
-        return False
+        return None
     if any(init[n].data_type != TensorProto.FLOAT for n in last.input[1:]):
-        return False
+        return None
     readers = [x for x in proto.graph.node for i in x.input if i in last.input[1:]]
     if len(readers) != 2:  # the weight and the bias, each read by this node alone
-        return False
+        return None
     o, _, kh, kw = init[last.input[1]].dims
     same = [kh // 2, kw // 2, kh // 2, kw // 2]
     if not (kh > 1 and kw > 1 and kh % 2 == 1 and kw % 2 == 1
@@ -101,12 +106,11 @@ def can_split(proto: ModelProto) -> bool:
             and list(_attr(last, "dilations", [1, 1])) == [1, 1]
             and list(_attr(last, "pads", [0, 0, 0, 0])) == same
             and _attr(last, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
-        return False
+        return None
     try:
-        _spatial(proto, last.input[0])  # the sum's reshape needs a fixed H x W
+        return _spatial(proto, last.input[0])  # the sum's reshape needs a fixed H x W
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _spatial(proto: ModelProto, tensor: str) -> tuple[int, int]:
@@ -132,8 +136,10 @@ def split_output_conv(proto: ModelProto) -> ModelProto:
 
     m = onnx.ModelProto()
     m.CopyFrom(proto)
-    if not can_split(m):
+    size = _split_size(m)
+    if size is None:
         return m
+    hh, ww = size
     g = m.graph
     init = {t.name: t for t in g.initializer}
     i, last = _last_conv(g)
@@ -145,7 +151,6 @@ def split_output_conv(proto: ModelProto) -> ModelProto:
     shift = np.zeros((o * taps, 1, kh, kw), np.float32)
     for t in range(taps):
         shift[np.arange(o) * taps + t, 0, t // kw, t % kw] = 1.0
-    hh, ww = _spatial(m, last.input[0])
     n = {k: _PREFIX + k for k in ("w1", "shift", "shape", "axes", "bias", "y", "shifted",
                                   "by_tap", "summed")}
     consts = {"w1": w1, "shift": shift, "shape": np.array([0, o, taps, hh, ww], np.int64),
