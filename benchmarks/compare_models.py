@@ -22,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,25 +30,23 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from speed import letter_page  # noqa: E402
 
-from ocr_denoise import Denoiser  # noqa: E402
-
-_IMAGES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+from ocr_denoise import Denoiser, OcrDenoiseError  # noqa: E402
+from ocr_denoise.images import INPUT_EXTENSIONS, read_image  # noqa: E402
 
 
 def pages(folders: list[Path], limit: int) -> list[tuple[str, np.ndarray]]:
     """(name, page) pairs: the letter page, the bundled sample, then each folder's first
     ``limit`` images in name order (unreadable files are named and skipped)."""
     out = [("letter page (generated)", letter_page()),
-           ("examples/sample_noisy.png",
-            cv2.imread(str(REPO / "examples" / "sample_noisy.png"), cv2.IMREAD_UNCHANGED))]
+           ("examples/sample_noisy.png", read_image(REPO / "examples" / "sample_noisy.png"))]
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _IMAGES)[:limit]
+        files = sorted(p for p in folder.rglob("*")
+                       if p.suffix.lower() in INPUT_EXTENSIONS)[:limit]
         for f in files:
-            img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-            if img is None:
-                print(f"skipped {f}: OpenCV cannot read it", file=sys.stderr)
-                continue
-            out.append((str(f), img))
+            try:  # the package's own reader, as the command line reads pages
+                out.append((str(f), read_image(f)))
+            except OcrDenoiseError as e:
+                print(f"skipped {f}: {e}", file=sys.stderr)
     return out
 
 

@@ -9,28 +9,30 @@ import pytest
 
 onnx = pytest.importorskip("onnx")  # the 'train' extra; installed by scripts/setup.sh
 import onnxruntime as ort  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from helpers import make_onnx_graph_model, node  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
 
 from ocr_denoise.model import default_model_path  # noqa: E402
 from train import graph  # noqa: E402
 
 
-def conv_model(rng, c=5, o=3, k=3, size=10, **attrs):
-    """Conv(c -> 8, 3x3, relu) then the convolution under test (c=8 -> o, k x k), NCHW."""
-    w0 = rng.standard_normal((8, c, 3, 3)).astype(np.float32)
-    w = rng.standard_normal((o, 8, k, k)).astype(np.float32)
-    b = rng.standard_normal(o).astype(np.float32)
-    attrs = {"kernel_shape": [k, k], "pads": [k // 2] * 4, **attrs}
-    nodes = [helper.make_node("Conv", ["x", "w0"], ["h"], kernel_shape=[3, 3], pads=[1] * 4),
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("Conv", ["r", "w", "b"], ["y"], **attrs)]
-    g = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", c, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", o, None, None])],
-        [numpy_helper.from_array(v, n) for n, v in (("w0", w0), ("w", w), ("b", b))])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
+@pytest.fixture
+def conv_model(tmp_path):
+    """A factory of real ONNX models (written by ``helpers.make_onnx_graph_model``, read
+    back): Conv(c -> 8, 3x3, relu) then the convolution under test (8 -> o, k x k), NCHW."""
+    def make(rng, c=5, o=3, k=3, size=10, **attrs):
+        w0 = rng.standard_normal((8, c, 3, 3)).astype(np.float32)
+        w = rng.standard_normal((o, 8, k, k)).astype(np.float32)
+        b = rng.standard_normal(o).astype(np.float32)
+        attrs = {"kernel_shape": [k, k], "pads": [k // 2] * 4, **attrs}
+        nodes = [node("Conv", ["x", "w0"], ["h"], kernel_shape=[3, 3], pads=[1] * 4),
+                 node("Relu", ["h"], ["r"]),
+                 node("Conv", ["r", "w", "b"], ["y"], **attrs)]
+        inits = [numpy_helper.from_array(v, n) for n, v in (("w0", w0), ("w", w), ("b", b))]
+        path = make_onnx_graph_model(tmp_path / "conv.onnx", nodes, ["n", c, size, size],
+                                     ["n", o, None, None], initializers=inits)
+        return onnx.load(str(path))
+    return make
 
 
 def run(m, x):
@@ -39,7 +41,8 @@ def run(m, x):
 
 
 @pytest.mark.parametrize("c,o,k,size", [(5, 3, 3, 10), (1, 4, 5, 12), (2, 1, 3, 7)])
-def test_split_computes_what_the_convolution_did_and_folds_back_exactly(rng, c, o, k, size):
+def test_split_computes_what_the_convolution_did_and_folds_back_exactly(rng, c, o, k, size,
+                                                                         conv_model):
     m = conv_model(rng, c, o, k, size)
     s = graph.split_output_conv(m)
     assert graph.rewrites(s) == [graph.SPLIT_OUTPUT] and graph.rewrites(m) == []
@@ -60,14 +63,14 @@ def test_split_computes_what_the_convolution_did_and_folds_back_exactly(rng, c, 
 @pytest.mark.parametrize("attrs", [{"kernel_shape": [1, 1], "pads": [0] * 4},
                                    {"strides": [2, 2]}, {"dilations": [2, 2], "pads": [2] * 4},
                                    {"pads": [0] * 4}])
-def test_convolutions_it_cannot_split_are_left_as_they_are(rng, attrs):
+def test_convolutions_it_cannot_split_are_left_as_they_are(rng, attrs, conv_model):
     k = attrs.get("kernel_shape", [3, 3])[0]
     m = conv_model(rng, k=k, **attrs)
     assert not graph.can_split(m)
     assert graph.split_output_conv(m).SerializeToString() == m.SerializeToString()
 
 
-def test_a_graph_of_unknown_page_size_is_not_split(rng):
+def test_a_graph_of_unknown_page_size_is_not_split(rng, conv_model):
     m = conv_model(rng)
     dims = m.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "h", "w"  # any size: the reshape cannot be fixed
@@ -75,7 +78,8 @@ def test_a_graph_of_unknown_page_size_is_not_split(rng):
     assert graph.split_output_conv(m).SerializeToString() == m.SerializeToString()
 
 
-def test_splitting_twice_is_splitting_once_and_folding_an_unsplit_model_changes_nothing(rng):
+def test_splitting_twice_is_splitting_once_and_folding_an_unsplit_model_changes_nothing(
+        rng, conv_model):
     m = conv_model(rng)
     once = graph.split_output_conv(m)
     assert graph.split_output_conv(once).SerializeToString() == once.SerializeToString()
@@ -141,7 +145,7 @@ def test_a_split_that_changed_the_function_is_refused_and_the_file_kept(tmp_path
     assert path.read_bytes() == keep.read_bytes()
 
 
-def test_graphs_it_cannot_split_whole_are_refused_before_any_change(rng):
+def test_graphs_it_cannot_split_whole_are_refused_before_any_change(rng, conv_model):
     m = conv_model(rng)
     old = onnx.ModelProto()
     old.CopyFrom(m)
@@ -150,12 +154,12 @@ def test_graphs_it_cannot_split_whole_are_refused_before_any_change(rng):
     assert not graph.can_split(old)
     shared = conv_model(rng)
     last = [n for n in shared.graph.node if n.op_type == "Conv"][-1]
-    shared.graph.node.append(helper.make_node("Conv", ["r", last.input[1]], ["z"],
-                                              kernel_shape=[3, 3], pads=[1] * 4))
+    shared.graph.node.append(node("Conv", ["r", last.input[1]], ["z"],
+                                  kernel_shape=[3, 3], pads=[1] * 4))
     assert not graph.can_split(shared)  # its weight is read by another node too
 
 
-def test_a_file_that_says_split_but_is_not_is_a_value_error(rng):
+def test_a_file_that_says_split_but_is_not_is_a_value_error(rng, conv_model):
     m = graph.split_output_conv(conv_model(rng))
     (add,) = [n for n in m.graph.node if n.op_type == "Add"]
     add.name = "renamed by an optimiser"
