@@ -62,6 +62,7 @@ class Identity:
         self.model = model
         self.overlap = model.overlap
         self.batch_size = model.batch_size
+        self.skip_white = model.skip_white
 
     @property
     def interface(self):  # type: ignore[no-untyped-def]
@@ -83,7 +84,9 @@ def measure(page: np.ndarray, band_patches: list[int], repeat: int,
     identity run uses the first model's interface. Keys: "<model>, band <n>" and
     "identity, band <n>"."""
     names = models or ["shipped"]
-    timed = {m: TimedDenoiser(None if m == "shipped" else m) for m in names}
+    # every model with the shipped model's blank-paper level, so each does the same work
+    timed = {m: TimedDenoiser(None if m == "shipped" else m,
+                              skip_white=tiling.DEFAULT_SKIP_WHITE) for m in names}
     ident = Identity(timed[names[0]])
     for t in timed.values():
         t.denoise(page)  # warm the sessions

@@ -21,7 +21,8 @@ The stages, in order, one function each:
 5. ``context``: when the model reads the page around each patch (metadata
    ``context=quarter-v1``), a 4 x 4 block-mean map of the page (``ocr_denoise.context``).
 6. ``tile_infer_stitch``: overlapping P x P patches, denoised in batches by the
-   ``Denoiser``'s session, blended back without seams (``ocr_denoise.tiling``).
+   ``Denoiser``'s session, blended back without seams (``ocr_denoise.tiling``);
+   patches of blank paper come out white without the model (``skip_white``).
    The guard measures the output's text size: text smaller than the model
    learnt (on a page that is not noisy) comes out as it came in, too.
 7. ``restore``: back to the page's own size, as uint8 (white paper = 255).
@@ -63,6 +64,8 @@ class Denoiser(Protocol):
 
     overlap: int
     batch_size: int
+    #: Patches at least this white everywhere skip the model (``tiling.apply_tiled``); None: none.
+    skip_white: float | None
 
     @property
     def interface(self) -> ModelSpec: ...
@@ -282,7 +285,8 @@ def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
         out[y0:y1] = to_uint8(clean)
 
     apply_tiled(rows.read, sink, grid, denoiser.denoise_patches,
-                batch_size=denoiser.batch_size, context=windows)
+                batch_size=denoiser.batch_size, context=windows,
+                skip_white=denoiser.skip_white)
     return out
 
 

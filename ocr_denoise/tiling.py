@@ -92,6 +92,13 @@ def column_pieces(idx: np.ndarray, min_run: int = 32) -> list[slice | np.ndarray
 #: fewer patches; batches of 128 ran faster than 256 or 512 on a 2-core CPU.
 DEFAULT_OVERLAP = 4
 DEFAULT_BATCH_SIZE = 128
+#: Patches whose every pixel is at least this are blank paper: they come out white
+#: (1.0) without the model (``Denoiser(skip_white=...)``). Chosen on the selection pages
+#: (``benchmarks/white_patches.py``): where the shipped model runs, its darkest output on
+#: such patches is 253 of 255 and a page differs from the model-everywhere page by at
+#: most 2 grey levels; at 0.95 a phone capture's page differed by 5, at 0.9 by 30. They
+#: are 0 to 30% of a page's patches (margins, gaps), none on a page noisy everywhere.
+DEFAULT_SKIP_WHITE = 0.97
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,7 @@ def apply_tiled(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     context: ContextFn | None = None,
+    skip_white: float | None = None,
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
@@ -149,6 +157,10 @@ def apply_tiled(
     holds ``band_rows(cols, batch_size)`` patch rows, which bounds memory.
     With ``context`` (see ``ContextFn``), ``fn`` is called as ``fn(patches,
     context(ys, xs))`` for each batch, for models that read more than the patch.
+    ``skip_white``: a patch whose every pixel is at least this is not given to
+    ``fn``; its output is 1.0 (white). The other patches of a band are gathered
+    into full batches. Whether a patch is skipped depends only on its own
+    pixels, so the result is still the same for any band and batch size.
     """
     if batch_size < 1:
         raise SettingsError(f"batch_size must be >= 1, got {batch_size}")
@@ -181,13 +193,25 @@ def apply_tiled(
         if context is not None:  # page coordinates of each patch's top-left corner
             ys = np.repeat(np.arange(br) * s + py0 - o, nc)
             xs = np.tile(np.arange(nc) * s - o, br)
+        todo = None  # every patch
+        if skip_white is not None:
+            inked = patches.reshape(len(patches), -1).min(axis=1) < skip_white
+            if not inked.all():
+                todo = np.flatnonzero(inked)
+                out[~inked] = 1.0
+                patches = patches[todo]
+                if context is not None:
+                    ys, xs = ys[todo], xs[todo]
+        done = out if todo is None else np.empty_like(patches)
         for b0 in range(0, len(patches), batch_size):
             b1 = b0 + batch_size
             if context is None:
-                out[b0:b1] = fn(patches[b0:b1])  # type: ignore[call-arg]
+                done[b0:b1] = fn(patches[b0:b1])  # type: ignore[call-arg]
             else:
-                out[b0:b1] = fn(patches[b0:b1],  # type: ignore[call-arg]
-                                context(ys[b0:b1], xs[b0:b1]))
+                done[b0:b1] = fn(patches[b0:b1],  # type: ignore[call-arg]
+                                 context(ys[b0:b1], xs[b0:b1]))
+        if todo is not None:
+            out[todo] = done
         np.multiply(out, window, out=out)
         wp = out.reshape(br, nc, P, P).transpose(0, 2, 1, 3)  # (br, P, nc, P)
 
@@ -232,7 +256,8 @@ def band_rows(cols: int, batch_size: int) -> int:
 
 def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,
                overlap: int = DEFAULT_OVERLAP,
-               batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               skip_white: float | None = None) -> np.ndarray:
     """Convenience form of ``apply_tiled`` for a whole float32 H x W page in memory."""
     page = np.asarray(page, dtype=np.float32)
     grid = TileGrid(page.shape[0], page.shape[1], patch, overlap)
@@ -241,5 +266,6 @@ def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,
     def sink(y0: int, y1: int, rows: np.ndarray) -> None:
         out[y0:y1] = rows
 
-    apply_tiled(lambda a, b: page[a:b], sink, grid, fn, batch_size=batch_size)
+    apply_tiled(lambda a, b: page[a:b], sink, grid, fn, batch_size=batch_size,
+                skip_white=skip_white)
     return out

@@ -182,3 +182,44 @@ def test_a_bad_upscale_stops_a_folder_run_before_any_file(tmp_path):
             denoise_folder(tmp_path / "in.png", tmp_path / "out", upscale=bad)
     assert not (tmp_path / "out").exists()
     assert RunOptions(upscale="off").upscale is None and RunOptions(upscale=1).upscale is None
+
+
+class Counting:
+    """The pipeline's view of a ``Denoiser``, counting the patches given to its model."""
+
+    def __init__(self, model: Denoiser) -> None:
+        self.model, self.patches = model, 0
+        self.overlap, self.batch_size = model.overlap, model.batch_size
+        self.skip_white = model.skip_white
+
+    @property
+    def interface(self):
+        return self.model.interface
+
+    @property
+    def patch_size(self) -> int:
+        return self.model.patch_size
+
+    def denoise_patches(self, patches, context_windows=None):
+        self.patches += len(patches)
+        return self.model.denoise_patches(patches, context_windows)
+
+
+def test_margins_skip_the_shipped_model_and_read_within_two_grey_levels_of_it():
+    """A page of noisy text with wide, nearly clean margins: the blank patches skip
+    the model, and the page differs from the model-everywhere page only by the
+    model's near-white on them (the default was chosen for at most 2 levels)."""
+    from helpers import text_page
+    rng = np.random.default_rng(5)
+    page = np.ones((300, 260), np.float32)
+    page[80:220, 60:200] = np.clip(text_page(rng, 140, 140)
+                                   + rng.normal(0, 0.2, (140, 140)), 0, 1)
+    page = np.clip(page - np.abs(rng.normal(0, 0.004, page.shape)), 0, 1)
+    img = (page * 255 + 0.5).astype(np.uint8)
+    skipping, everywhere = Counting(Denoiser()), Counting(Denoiser(skip_white=None))
+    out = pipeline.denoise(skipping, img, guard=False)
+    ref = pipeline.denoise(everywhere, img, guard=False)
+    assert skipping.patches < 0.6 * everywhere.patches
+    diff = np.abs(out.astype(int) - ref)
+    assert diff.max() <= 2 and diff[80:220, 60:200].max() <= 2
+    assert (out[:40] == 255).all()  # the margin is paper

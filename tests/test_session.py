@@ -119,11 +119,28 @@ def test_importing_adds_no_log_handlers():
     ({"device": None}, TypeError, "device must be.*got None"),
     ({"device": []}, TypeError, "device must be"),
     ({"device": ["NoSuchExecutionProvider"]}, ProviderError, "NoSuchExecutionProvider"),
+    ({"skip_white": 0}, ValueError, r"skip_white must be in \(0, 1\] or None, got 0"),
+    ({"skip_white": 1.5}, ValueError, "skip_white.*1.5"),
+    ({"skip_white": float("nan")}, ValueError, "skip_white.*nan"),
+    ({"skip_white": True}, TypeError, "skip_white must be 'auto', a number.*bool"),
+    ({"skip_white": "0.9"}, TypeError, "skip_white.*str '0.9'"),
 ])
 def test_bad_settings_are_refused_at_creation_naming_the_setting(identity_model, kwargs,
                                                                   exc, msg):
     with pytest.raises(exc, match=msg):
         Denoiser(identity_model, **kwargs)
+
+
+def test_blank_patches_are_skipped_by_default_only_for_the_shipped_model(identity_model):
+    """The shipped model was measured to write white on blank patches; a model of the
+    user's was not, so by default it sees every patch."""
+    from ocr_denoise.model import default_model_path
+    from ocr_denoise.tiling import DEFAULT_SKIP_WHITE
+    assert Denoiser().skip_white == DEFAULT_SKIP_WHITE
+    assert Denoiser(default_model_path()).skip_white == DEFAULT_SKIP_WHITE
+    assert Denoiser(identity_model).skip_white is None
+    assert Denoiser(identity_model, skip_white=0.9).skip_white == 0.9
+    assert Denoiser(skip_white=None).skip_white is None
 
 
 def test_model_argument_of_the_wrong_type_is_refused(tmp_path):
@@ -155,7 +172,7 @@ def test_onnxruntime_out_of_memory_is_an_inference_error_not_a_crash(tmp_path):
         import resource, sys
         import numpy as np
         from ocr_denoise import Denoiser, InferenceError
-        d = Denoiser(device="cpu", batch_size=8192)
+        d = Denoiser(device="cpu", batch_size=8192, skip_white=None)  # a blank page
         page = np.full((60, 8192 * 22 // 3), 200, np.uint8)
         vm = [int(l.split()[1]) for l in open("/proc/self/status")
               if l.startswith("VmSize")][0] * 1024

@@ -168,3 +168,78 @@ def test_source_reads_stay_bounded_by_the_band_on_a_wide_page(rng):
     assert 1 < len(reads) < grid.rows
     assert max(reads) <= (rows - 1) * grid.stride + grid.patch
     np.testing.assert_array_equal(out, page)
+
+
+def inked_paper(rng, h, w, level=0.98):
+    """Paper at ``level`` with a few dark blobs: most patches are blank, some are not."""
+    page = np.full((h, w), level, np.float32)
+    for _ in range(4):
+        y, x = int(rng.integers(0, h - 6)), int(rng.integers(0, w - 6))
+        page[y : y + 6, x : x + 6] = rng.random((6, 6), dtype=np.float32) * 0.5
+    return page
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 128])
+def test_blank_patches_skip_the_function_and_come_out_white(rng, batch_size, band_patches):
+    page = inked_paper(rng, 150, 170)
+    seen = []
+
+    def fn(p):
+        seen.append(p.reshape(len(p), -1).min(axis=1))
+        return p
+
+    out = tile_array(page, fn, batch_size=batch_size, skip_white=0.97)
+    lows = np.concatenate(seen)
+    assert (lows < 0.97).all()  # nothing blank reached it
+    assert 0 < len(lows) < TileGrid(150, 170).count  # and only part of the page was blank
+    assert max(len(s) for s in seen) <= batch_size
+    ink = page < 0.97
+    # The blobs come back as they went in (identity); the paper far from them is white.
+    np.testing.assert_allclose(out[ink], page[ink], atol=1e-6)
+    assert np.isclose(out, 1.0).mean() > 0.5
+    # Without skipping the identity gives the page back, paper at 0.98 included.
+    np.testing.assert_allclose(tile_array(page, fn, batch_size=batch_size), page, atol=1e-6)
+
+
+def test_skipping_gives_the_same_result_for_any_band_and_batch_size(rng, monkeypatch):
+    from ocr_denoise import tiling
+    page = inked_paper(rng, 90, 133)
+    fn = lambda p: p ** 2 + 0.1 * p[:, ::-1, :]  # position-dependent inside a patch
+    ref = tile_array(page, fn, batch_size=10_000, skip_white=0.97)
+    assert not np.allclose(ref, tile_array(page, fn, batch_size=10_000))
+    for band in (1, 512):
+        monkeypatch.setattr(tiling, "BAND_PATCHES", band)
+        for batch_size in (1, 5, 128):
+            np.testing.assert_array_equal(
+                tile_array(page, fn, batch_size=batch_size, skip_white=0.97), ref)
+
+
+def test_a_blank_page_never_calls_the_function():
+    calls = []
+    out = tile_array(np.full((60, 70), 0.99, np.float32), lambda p: calls.append(p) or p,
+                     skip_white=0.97)
+    assert calls == [] and (out == 1.0).all()
+
+
+def test_skipped_patches_take_their_context_origins_with_them(rng, band_patches):
+    """With blank patches left out, each patch still gets its own context: a context
+    function cutting the page at the given origins, passed through, rebuilds the inked
+    part of the page (a wrong origin would move the blobs)."""
+    h, w = 123, 301
+    page = inked_paper(rng, h, w)
+
+    def cut(ys, xs):
+        out = np.empty((len(ys), 28, 28), np.float32)
+        for i, (y, x) in enumerate(zip(ys, xs)):
+            out[i] = page[np.ix_(symmetric_indices(y, y + 28, h), symmetric_indices(x, x + 28, w))]
+        return out
+
+    got = np.empty_like(page)
+
+    def sink(y0, y1, rows):
+        got[y0:y1] = rows
+
+    apply_tiled(lambda a, b: page[a:b], sink, TileGrid(h, w, 28, 6), lambda p, ctx: ctx,
+                batch_size=7, context=cut, skip_white=0.97)
+    ink = page < 0.97
+    np.testing.assert_allclose(got[ink], page[ink], atol=1e-6)
