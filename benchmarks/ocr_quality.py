@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", type=int, default=20, help="validation pages per kind")
     ap.add_argument("--overlap", type=int, default=None,
                     help="patch overlap in pixels (default: denoise_page's)")
+    ap.add_argument("--skip-white", default="auto",
+                    help="Denoiser's skip_white: 'auto' (its default), 'off' (the model on "
+                         "every patch) or a level in (0, 1]")
     ap.add_argument("--only", choices=["ocr", "noisyoffice", "dibco"], action="append")
     ap.add_argument("--kinds", default="",
                     help="comma-separated kinds for the OCR table (default: all; "
@@ -296,11 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(f"--methods: {e}")
     parts = args.only or ["ocr", "noisyoffice", "dibco"]
-    den = Denoiser(args.model, device="cpu", **({} if args.overlap is None else
-                                                {"overlap": args.overlap}))
+    skip: str | float | None = args.skip_white
+    if skip == "off":
+        skip = None
+    elif skip != "auto":
+        skip = float(args.skip_white)
+    den = Denoiser(args.model, device="cpu", skip_white=skip,
+                   **({} if args.overlap is None else {"overlap": args.overlap}))
     if args.no_guard:  # the model on every page (what it does where the guard stops it)
         den.denoise = functools.partial(den.denoise, guard=False)  # type: ignore[method-assign]
-    print(f"model: {den.model_path}" + (" (no guard)" if args.no_guard else ""))
+    print(f"model: {den.model_path}" + (" (no guard)" if args.no_guard else "")
+          + f", skip_white {den.skip_white}")
     out: dict = {}
     t0 = time.time()
     if "ocr" in parts:
