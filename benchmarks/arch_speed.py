@@ -42,6 +42,8 @@ _BASE = {"arch": "shuffle", "width": 32, "skips": True}
 VARIANTS: dict[str, dict | str | None] = {
     "shipped": None,  # the shipped ONNX file itself, as exported when it was trained
     "shipped-unsplit": "unsplit",  # the same weights, last convolution not split (train.graph)
+    "shipped-d2s": "d2s",  # the split file, its sub-pixel shuffle as one DepthToSpace
+    "shipped-deconv": "deconv",  # last convolution + shuffle as one ConvTranspose
     "v8": dict(_BASE),
     "ok1": {**_BASE, "output_kernel": 1},
     "ok1+dec16": {**_BASE, "output_kernel": 1, "decoder_width": 16},
@@ -53,17 +55,91 @@ VARIANTS: dict[str, dict | str | None] = {
 }
 
 
+#: The ops tf2onnx writes for the shuffle model's tail (sub-pixel shuffle, sigmoid).
+_TAIL_OPS = {"Transpose", "Shape", "Gather", "Cast", "Slice", "Concat", "Reshape", "Sigmoid"}
+
+
+def _replace_tail(proto, start: int, nodes: list, inits: list):  # type: ignore[no-untyped-def]
+    """``proto`` with its nodes from ``start`` on replaced by ``nodes`` (which must
+    write the graph's output) and ``inits`` added; unused initialisers dropped."""
+    import onnx
+
+    g = proto.graph
+    rest = {n.op_type for n in g.node[start:]}
+    if not rest <= _TAIL_OPS | {"Conv"}:
+        raise ValueError(f"the graph's tail holds {sorted(rest - _TAIL_OPS)}, not the "
+                         "shuffle model's sub-pixel shuffle")
+    kept = list(g.node[:start]) + nodes
+    del g.node[:]
+    g.node.extend(kept)
+    g.initializer.extend(inits)
+    used = {i for n in g.node for i in n.input}
+    live = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(live)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def depth_to_space_tail(proto):  # type: ignore[no-untyped-def]
+    """The split shipped graph with everything after its head (Transpose, Reshape,
+    Transpose, Reshape, Sigmoid) as Sigmoid + ``DepthToSpace`` (DCR): the same
+    function, since channel 2a + b of the head is sub-pixel (a, b)."""
+    from onnx import helper
+
+    g = proto.graph
+    k = max(i for i, n in enumerate(g.node) if n.name.startswith("split_output/")) + 1
+    head = g.node[k - 1].output[0]
+    out = g.output[0].name
+    return _replace_tail(proto, k, [
+        helper.make_node("Sigmoid", [head], ["d2s/sigmoid"]),
+        helper.make_node("DepthToSpace", ["d2s/sigmoid"], [out], blocksize=2, mode="DCR")], [])
+
+
+def conv_transpose_head(proto):  # type: ignore[no-untyped-def]
+    """The unsplit shipped graph with its last convolution (C -> 4, 3 x 3, at P/2)
+    and the shuffle as one ``ConvTranspose`` (C -> 1, kernel 6, stride 2, pads 2)
+    plus a P x P map of the four sub-pixel biases, then Sigmoid: the same function
+    (kernel tap m = a + 4 - 2 ky for sub-pixel row a and kernel row ky)."""
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    k = max(i for i, n in enumerate(g.node) if n.op_type == "Conv")
+    conv = g.node[k]
+    init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    w, b = init[conv.input[1]], init[conv.input[2]]
+    if w.shape[0] != 4 or w.shape[2:] != (3, 3):
+        raise ValueError(f"last convolution has kernel {w.shape}, not (4, C, 3, 3)")
+    p = g.input[0].type.tensor_type.shape.dim[-1].dim_value
+    wt = np.zeros((w.shape[1], 1, 6, 6), np.float32)
+    bias = np.zeros((1, 1, p, p), np.float32)
+    for a in range(2):
+        for c in range(2):
+            bias[0, 0, a::2, c::2] = b[2 * a + c]
+            for ky in range(3):
+                for kx in range(3):
+                    wt[:, 0, a + 4 - 2 * ky, c + 4 - 2 * kx] = w[2 * a + c, :, ky, kx]
+    out = g.output[0].name
+    return _replace_tail(proto, k, [
+        helper.make_node("ConvTranspose", [conv.input[0], "deconv/w"], ["deconv/y"],
+                         kernel_shape=[6, 6], strides=[2, 2], pads=[2, 2, 2, 2]),
+        helper.make_node("Add", ["deconv/y", "deconv/bias"], ["deconv/z"]),
+        helper.make_node("Sigmoid", ["deconv/z"], [out])],
+        [numpy_helper.from_array(wt, "deconv/w"), numpy_helper.from_array(bias, "deconv/bias")])
+
+
 def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
     """The ONNX bytes of a random-weight model built with ``kwargs`` (exported as
     ``train.export`` does, so with its last convolution split), or of the shipped
     model (None; "unsplit": its last convolution folded back into one k x k ``Conv``,
-    ``train.graph.fold_split_output``), and its number of parameters as trained."""
+    ``train.graph.fold_split_output``; "d2s": ``depth_to_space_tail``; "deconv":
+    ``conv_transpose_head``), and its number of parameters as trained."""
     import onnx
 
     from ocr_denoise.model import default_model_path
     from train.graph import fold_split_output
 
-    if kwargs is None or kwargs == "unsplit":
+    if kwargs is None or kwargs in ("unsplit", "d2s", "deconv"):
         data = default_model_path().read_bytes()
         proto = fold_split_output(onnx.load_from_string(data))
         dims = {t.name: t.dims for t in proto.graph.initializer}
@@ -71,6 +147,10 @@ def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
                     for i in n.input[1:] if i in dims)  # every convolution's kernel and bias
         if kwargs == "unsplit":
             data = proto.SerializeToString()
+        elif kwargs == "deconv":
+            data = conv_transpose_head(proto).SerializeToString()
+        elif kwargs == "d2s":
+            data = depth_to_space_tail(onnx.load_from_string(data)).SerializeToString()
         return data, count
     assert isinstance(kwargs, dict)
     from train.export import to_onnx

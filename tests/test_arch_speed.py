@@ -46,3 +46,20 @@ def test_the_unsplit_shipped_graph_computes_what_the_shipped_one_does():
     yb = b.run(None, {b.get_inputs()[0].name: x})[0]
     assert ya.shape == yb.shape
     assert float(abs(ya - yb).max()) < 1e-5  # ... and computes what the unsplit one does
+
+
+@pytest.mark.parametrize("variant", ["shipped-d2s", "shipped-deconv"])
+def test_rewritten_shipped_heads_compute_what_the_shipped_one_does(variant):
+    import onnx
+
+    shipped, _ = arch_speed.onnx_bytes(None)
+    other, _ = arch_speed.onnx_bytes(arch_speed.VARIANTS[variant])
+    ops = {n.op_type for n in onnx.load_from_string(other).graph.node}
+    assert ("DepthToSpace" if variant.endswith("d2s") else "ConvTranspose") in ops
+    assert "Transpose" not in ops  # the shuffle's transposes are gone
+    a, b = arch_speed.session(shipped), arch_speed.session(other)
+    x = arch_speed.random_batch(a, 16)
+    ya = a.run(None, {a.get_inputs()[0].name: x})[0]
+    yb = b.run(None, {b.get_inputs()[0].name: x})[0]
+    assert ya.shape == yb.shape
+    assert float(abs(ya - yb).max()) < 1e-5
