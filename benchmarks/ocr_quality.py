@@ -57,7 +57,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per proc
 from baselines import CLEANERS  # noqa: E402
 from real_scans import bootstrap  # noqa: E402
 
-from ocr_denoise import Denoiser  # noqa: E402
+from ocr_denoise import Denoiser, SettingsError  # noqa: E402
 from ocr_denoise.ocr import cer, tesseract_text  # noqa: E402
 from train import scans, synth  # noqa: E402
 
@@ -303,9 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     if skip == "off":
         skip = None
     elif skip != "auto":
-        skip = float(args.skip_white)
-    den = Denoiser(args.model, device="cpu", skip_white=skip,
-                   **({} if args.overlap is None else {"overlap": args.overlap}))
+        try:
+            skip = float(args.skip_white)
+        except ValueError:
+            ap.error(f"--skip-white: expected 'auto', 'off' or a level in (0, 1], "
+                     f"got {args.skip_white!r}")
+    try:
+        den = Denoiser(args.model, device="cpu", skip_white=skip,
+                       **({} if args.overlap is None else {"overlap": args.overlap}))
+    except SettingsError as e:
+        ap.error(str(e))
     if args.no_guard:  # the model on every page (what it does where the guard stops it)
         den.denoise = functools.partial(den.denoise, guard=False)  # type: ignore[method-assign]
     print(f"model: {den.model_path}" + (" (no guard)" if args.no_guard else "")

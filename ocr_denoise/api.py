@@ -58,6 +58,7 @@ def get_denoiser(
     batch_size: int = DEFAULT_BATCH_SIZE,
     overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
+    skip_white: float | str | None = "auto",
 ) -> Denoiser:
     """The process-wide ``Denoiser`` for these settings, built on first request.
 
@@ -74,12 +75,12 @@ def get_denoiser(
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).
     key = (str(path), device_key(device), type(batch_size), batch_size,
-           type(overlap), overlap, type(threads), threads)
+           type(overlap), overlap, type(threads), threads, type(skip_white), skip_white)
     with _cache_lock:
         d = _cache.get(key)
         if d is None:
             d = Denoiser(path, device=device, batch_size=batch_size, overlap=overlap,
-                         threads=threads)
+                         threads=threads, skip_white=skip_white)
             _cache[key] = d
         return d
 
@@ -90,14 +91,16 @@ def denoise_page(img: Image.Image, *, dpi: DpiLike | None = ..., rescale: bool =
                  upscale: Upscale = ..., denoiser: Denoiser | None = ...,
                  model: str | os.PathLike[str] | None = ..., device: Device = ...,
                  batch_size: int = ..., overlap: int = ...,
-                 threads: int | None = ...) -> Image.Image: ...
+                 threads: int | None = ...,
+                 skip_white: float | str | None = ...) -> Image.Image: ...
 @overload
 def denoise_page(img: np.ndarray | str | os.PathLike[str], *, dpi: DpiLike | None = ...,
                  rescale: bool = ..., max_pixels: int | None = ..., guard: bool = ...,
                  upscale: Upscale = ..., denoiser: Denoiser | None = ...,
                  model: str | os.PathLike[str] | None = ...,
                  device: Device = ..., batch_size: int = ..., overlap: int = ...,
-                 threads: int | None = ...) -> np.ndarray: ...
+                 threads: int | None = ...,
+                 skip_white: float | str | None = ...) -> np.ndarray: ...
 
 
 def denoise_page(
@@ -114,6 +117,7 @@ def denoise_page(
     batch_size: int = DEFAULT_BATCH_SIZE,
     overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
+    skip_white: float | str | None = "auto",
 ) -> np.ndarray | Image.Image:
     """Denoise one scanned page before OCR.
 
@@ -156,9 +160,10 @@ def denoise_page(
     ``max_pixels``, which is checked on the input.
 
     ``denoiser``: a ``Denoiser`` the caller keeps (its model and settings are
-    used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap`` and
-    ``threads`` are as for ``Denoiser``, and one is built per distinct set and
-    kept (``get_denoiser``); giving both is a ``SettingsError``.
+    used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap``,
+    ``threads`` and ``skip_white`` are as for ``Denoiser`` (``skip_white=None``:
+    the model on every patch, blank ones too), and one is built per distinct
+    set and kept (``get_denoiser``); giving both is a ``SettingsError``.
 
     Returns white paper = 255, ready for tesseract. The input is never
     modified. Every page takes the same path (``ocr_denoise.pipeline``), so an
@@ -167,7 +172,7 @@ def denoise_page(
     image or path; wrong dtype) or ``PageError`` (a ``ValueError``: wrong shape,
     NaN/inf, floats outside [0, 1]) naming what was expected and what was given.
     """
-    d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads)
+    d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads, skip_white)
     if pil.is_pil_image(img):
         own = pil.image_dpi(img)  # type: ignore[arg-type]
         page = pil.to_array(img)  # type: ignore[arg-type]
@@ -187,19 +192,20 @@ def denoise_page(
 
 def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,
                   device: Device, batch_size: int, overlap: int,
-                  threads: int | None) -> Denoiser:
+                  threads: int | None, skip_white: float | str | None) -> Denoiser:
     """The caller's ``denoiser``, or the cached one for these settings."""
     if denoiser is None:
         return get_denoiser(model, device=device, batch_size=batch_size, overlap=overlap,
-                            threads=threads)
+                            threads=threads, skip_white=skip_white)
     if not isinstance(denoiser, Denoiser):
         raise SettingsTypeError(f"denoiser must be a Denoiser, got {type(denoiser).__name__}")
     given = (model is not None, not (isinstance(device, str) and device == "auto"),
-             batch_size != DEFAULT_BATCH_SIZE, overlap != DEFAULT_OVERLAP, threads is not None)
+             batch_size != DEFAULT_BATCH_SIZE, overlap != DEFAULT_OVERLAP, threads is not None,
+             not (isinstance(skip_white, str) and skip_white == "auto"))
     if any(given):
         raise SettingsError("pass either denoiser= or the settings to build one (model, "
-                            "device, batch_size, overlap, threads), not both: the "
-                            "Denoiser's own settings would silently win")
+                            "device, batch_size, overlap, threads, skip_white), not both: "
+                            "the Denoiser's own settings would silently win")
     return denoiser
 
 

@@ -60,12 +60,13 @@ Measured = tuple[page_guard.PageStats, page_flatten.PageLevels]
 
 class Denoiser(Protocol):
     """What the pipeline needs of a model. ``session.Denoiser`` is the one that
-    runs onnxruntime; the pipeline itself knows nothing of sessions or files."""
+    runs onnxruntime; the pipeline itself knows nothing of sessions or files.
+    An optional ``skip_white`` attribute (float or None, read with ``getattr``
+    so that older stand-ins still work): patches at least this white everywhere
+    skip the model (``tiling.apply_tiled``); absent or None, none do."""
 
     overlap: int
     batch_size: int
-    #: Patches at least this white everywhere skip the model (``tiling.apply_tiled``); None: none.
-    skip_white: float | None
 
     @property
     def interface(self) -> ModelSpec: ...
@@ -286,7 +287,7 @@ def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
 
     apply_tiled(rows.read, sink, grid, denoiser.denoise_patches,
                 batch_size=denoiser.batch_size, context=windows,
-                skip_white=denoiser.skip_white)
+                skip_white=getattr(denoiser, "skip_white", None))
     return out
 
 

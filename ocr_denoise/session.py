@@ -37,7 +37,14 @@ from .errors import (
     SettingsError,
     SettingsTypeError,
 )
-from .model import CONTEXT_INPUT, ModelSpec, check_interface, default_model_path, read_model_bytes
+from .model import (
+    CONTEXT_INPUT,
+    ModelSpec,
+    check_interface,
+    default_model_path,
+    is_default_model,
+    read_model_bytes,
+)
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SKIP_WHITE
 
 logger = logging.getLogger(__name__)
@@ -125,13 +132,6 @@ def white_level(value: object, shipped: bool) -> float | None:
     return float(value)
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return False
-
-
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -198,7 +198,9 @@ class Denoiser:
         model, which saves its time on margins and gaps. ``"auto"``:
         ``tiling.DEFAULT_SKIP_WHITE`` for the shipped model (measured there: it
         writes nothing darker than 253 of 255 on such patches), ``None`` for any
-        other model. ``None`` runs the model on every patch.
+        other model (the shipped file is recognised by its path, links
+        followed; a copy elsewhere counts as another model). ``None`` runs the
+        model on every patch.
 
     Raises ``ModelError`` (a ``ValueError``; ``ModelNotFoundError`` is also a
     ``FileNotFoundError``) if the model is missing, damaged or does not fit,
@@ -225,8 +227,7 @@ class Denoiser:
                                     f"{overlap!r}")
         self.overlap = int(overlap)
         self.threads = None if threads is None else positive_int("threads", threads)
-        self.skip_white = white_level(skip_white, model is None or _same_file(
-            self.model_path, default_model_path()))
+        self.skip_white = white_level(skip_white, is_default_model(self.model_path))
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         _instances.add(self)
@@ -243,6 +244,7 @@ class Denoiser:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("skip_white", None)  # pickled before 0.2.0: the model on every patch
         self.__dict__.update(state)
         self._lock = threading.Lock()
         _instances.add(self)

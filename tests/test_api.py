@@ -53,6 +53,26 @@ def test_input_array_is_not_modified(rng):
 def test_one_denoiser_is_reused_per_settings():
     assert get_denoiser() is get_denoiser()
     assert get_denoiser(overlap=6) is not get_denoiser()
+    assert get_denoiser(skip_white=None) is not get_denoiser()
+    with pytest.raises(TypeError, match="skip_white"):  # True == 1, but it is no level
+        get_denoiser(skip_white=True)
+    assert get_denoiser(skip_white=1).skip_white == 1.0
+
+
+def test_denoise_page_passes_skip_white_to_its_denoiser():
+    """skip_white=None gives the model-everywhere page, the one a Denoiser built so
+    gives; with a caller's Denoiser the setting must not be given twice."""
+    from helpers import text_page
+
+    from ocr_denoise import Denoiser, SettingsError
+    rng = np.random.default_rng(2)
+    page = np.ones((120, 160), np.float32)
+    page[40:90, 40:120] = text_page(rng, 50, 80)
+    img = (page * 255).astype(np.uint8)
+    everywhere = Denoiser(skip_white=None).denoise(img, guard=False)
+    assert np.array_equal(denoise_page(img, guard=False, skip_white=None), everywhere)
+    with pytest.raises(SettingsError, match="skip_white"):
+        denoise_page(img, denoiser=Denoiser(), skip_white=None)
 
 
 # -- a 20000 x 20000 page in a process limited to 3 GB of address space ------------------

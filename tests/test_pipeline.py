@@ -221,5 +221,6 @@ def test_margins_skip_the_shipped_model_and_read_within_two_grey_levels_of_it():
     ref = pipeline.denoise(everywhere, img, guard=False)
     assert skipping.patches < 0.6 * everywhere.patches
     diff = np.abs(out.astype(int) - ref)
-    assert diff.max() <= 2 and diff[80:220, 60:200].max() <= 2
+    assert diff.max() <= 2
+    assert diff[80:220, 60:200].max() == 0  # every patch over the noisy text ran the model
     assert (out[:40] == 255).all()  # the margin is paper

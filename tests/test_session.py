@@ -124,6 +124,8 @@ def test_importing_adds_no_log_handlers():
     ({"skip_white": float("nan")}, ValueError, "skip_white.*nan"),
     ({"skip_white": True}, TypeError, "skip_white must be 'auto', a number.*bool"),
     ({"skip_white": "0.9"}, TypeError, "skip_white.*str '0.9'"),
+    ({"skip_white": "AUTO"}, TypeError, "skip_white.*str 'AUTO'"),
+    ({"skip_white": np.bool_(True)}, TypeError, "skip_white must be 'auto', a number.*bool"),
 ])
 def test_bad_settings_are_refused_at_creation_naming_the_setting(identity_model, kwargs,
                                                                   exc, msg):
@@ -141,6 +143,41 @@ def test_blank_patches_are_skipped_by_default_only_for_the_shipped_model(identit
     assert Denoiser(identity_model).skip_white is None
     assert Denoiser(identity_model, skip_white=0.9).skip_white == 0.9
     assert Denoiser(skip_white=None).skip_white is None
+
+
+def test_the_shipped_model_is_recognised_by_path_or_link_and_a_copy_is_another(tmp_path):
+    """"auto" goes by which file it is: the shipped one under any spelling of its
+    path or through a link (exported/ holds one) skips blank patches; a copy is
+    the user's model, for which nothing was measured."""
+    import shutil
+
+    from helpers import REPO
+
+    from ocr_denoise.model import checksum_path, default_model_path
+    from ocr_denoise.tiling import DEFAULT_SKIP_WHITE
+    shipped = default_model_path()
+    link = tmp_path / "link.onnx"
+    link.symlink_to(shipped)
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(shipped, copy)
+    shutil.copy(checksum_path(shipped), checksum_path(copy))
+    for same in (str(shipped), shipped.parent / ".." / "models" / shipped.name, link,
+                 REPO / "exported" / "denoiser.onnx"):
+        assert Denoiser(same).skip_white == DEFAULT_SKIP_WHITE, same
+    assert Denoiser(copy).skip_white is None
+    from ocr_denoise import ModelNotFoundError
+    with pytest.raises(ModelNotFoundError):  # resolving "auto" hides no missing file
+        Denoiser(tmp_path / "missing.onnx")
+
+
+def test_a_denoiser_pickled_before_skip_white_existed_runs_every_patch(identity_model):
+    d = Denoiser(identity_model, device="cpu", skip_white=0.5)
+    state = d.__getstate__()
+    del state["skip_white"]  # what a 0.1 Denoiser's pickle holds
+    old = Denoiser.__new__(Denoiser)
+    old.__setstate__(state)
+    assert old.skip_white is None
+    np.testing.assert_array_equal(old.denoise(np.full((9, 9), 200, np.uint8)), 200)
 
 
 def test_model_argument_of_the_wrong_type_is_refused(tmp_path):
