@@ -32,3 +32,7 @@ def test_on_the_cpu_its_tests_and_speed_run_complete(tmp_path):
     speed = json.loads((tmp_path / "speed_cpu.json").read_text())
     assert speed["pages_per_s"] > 0 and speed["providers"][0] == "CPUExecutionProvider"
     assert "passed" in (tmp_path / "pytest.log").read_text()
+    rates = json.loads((tmp_path / "throughput_cpu.json").read_text())
+    assert set(rates["pages_per_s_by_jobs"]) == {"1", "2"}
+    assert all(v > 0 for v in rates["pages_per_s_by_jobs"].values())
+    assert set(rates["model_pages_per_s"]) == {"on_device", "with_copies"}
