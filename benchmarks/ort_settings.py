@@ -5,10 +5,11 @@
 Times ``speed.py``'s 300-DPI letter page through the whole page pipeline
 (``pipeline.denoise``, the guard off so every patch reaches the model), with the
 shipped model in an onnxruntime session built with each setting: intra-op
-threads, thread spinning, graph optimisation level, the memory arena, memory
-patterns, dynamic scheduling and the batch size. Why the whole page and not a
-batch alone: some settings (spinning threads) change how onnxruntime shares the
-cores with the pipeline's own numpy and OpenCV work between batches.
+threads and bands denoised at once, thread spinning, graph optimisation level,
+the memory arena, memory patterns, dynamic scheduling and the batch size. Why
+the whole page and not a batch alone: some settings (spinning threads, bands at
+once) change how onnxruntime shares the cores with the pipeline's own numpy and
+OpenCV work.
 
 Rounds are interleaved and the best of ``--repeat`` counts; only one session
 exists at a time (an idle session's threads slow another's), built and warmed
@@ -39,22 +40,26 @@ from ocr_denoise import pipeline, tiling  # noqa: E402
 from ocr_denoise.model import default_model_path, read_model_bytes  # noqa: E402
 from ocr_denoise.session import Denoiser  # noqa: E402
 
-#: name -> (session option changes, batch size). "default" is what Denoiser builds.
-SETTINGS: dict[str, tuple[dict[str, object], int]] = {
-    "default": ({}, tiling.DEFAULT_BATCH_SIZE),
-    "threads=1": ({"intra_op_num_threads": 1}, tiling.DEFAULT_BATCH_SIZE),
-    "no-spinning": ({"config:session.intra_op.allow_spinning": "0"},
-                    tiling.DEFAULT_BATCH_SIZE),
-    "dynamic-block-4": ({"config:session.dynamic_block_base": "4"},
-                        tiling.DEFAULT_BATCH_SIZE),
-    "opt=extended": ({"graph_optimization_level": "ORT_ENABLE_EXTENDED"},
-                     tiling.DEFAULT_BATCH_SIZE),
-    "opt=basic": ({"graph_optimization_level": "ORT_ENABLE_BASIC"},
-                  tiling.DEFAULT_BATCH_SIZE),
-    "no-arena": ({"enable_cpu_mem_arena": False}, tiling.DEFAULT_BATCH_SIZE),
-    "no-mem-pattern": ({"enable_mem_pattern": False}, tiling.DEFAULT_BATCH_SIZE),
-    "batch=64": ({}, 64),
-    "batch=256": ({}, 256),
+_B = tiling.DEFAULT_BATCH_SIZE
+_ONE = {"intra_op_num_threads": 1}
+#: name -> (session option changes, batch size, bands at once; 0: every core).
+#: "default" is what Denoiser builds on the CPU: a band per core, each run on one
+#: thread. "one-band" is what it built before 0.2.0 (one band at a time through
+#: onnxruntime's own threads), and the rows after it vary that.
+SETTINGS: dict[str, tuple[dict[str, object], int, int]] = {
+    "default": (_ONE, _B, 0),
+    "default+batch=64": (_ONE, 64, 0),
+    "default+batch=256": (_ONE, 256, 0),
+    "one-band": ({}, _B, 1),
+    "threads=1": (_ONE, _B, 1),
+    "no-spinning": ({"config:session.intra_op.allow_spinning": "0"}, _B, 1),
+    "dynamic-block-4": ({"config:session.dynamic_block_base": "4"}, _B, 1),
+    "opt=extended": ({"graph_optimization_level": "ORT_ENABLE_EXTENDED"}, _B, 1),
+    "opt=basic": ({"graph_optimization_level": "ORT_ENABLE_BASIC"}, _B, 1),
+    "no-arena": ({"enable_cpu_mem_arena": False}, _B, 1),
+    "no-mem-pattern": ({"enable_mem_pattern": False}, _B, 1),
+    "batch=64": ({}, 64, 1),
+    "batch=256": ({}, 256, 1),
 }
 
 
@@ -77,15 +82,19 @@ def session_options(changes: dict[str, object]):  # type: ignore[no-untyped-def]
 
 class Configured:
     """What the pipeline needs of a model: the shipped model in an onnxruntime
-    session built with the given options, patches in batches of ``batch_size``."""
+    session built with the given options, patches in batches of ``batch_size``,
+    ``workers`` bands at once (0: one per core)."""
 
     def __init__(self, reference: Denoiser, changes: dict[str, object],
-                 batch_size: int) -> None:
+                 batch_size: int, workers: int = 1) -> None:
         import onnxruntime as ort
+
+        from ocr_denoise.session import available_cores
 
         self.reference = reference
         self.overlap = reference.overlap
         self.batch_size = batch_size
+        self.workers = workers or available_cores()  # bands at once (pipeline.Denoiser)
         self.skip_white = None  # every patch to the model: the same work for each setting
         self.session = ort.InferenceSession(read_model_bytes(default_model_path()),
                                             session_options(changes),
@@ -116,8 +125,8 @@ def measure(page: np.ndarray, names: list[str], repeat: int) -> dict[str, dict[s
     pages: dict[str, np.ndarray] = {}
     for _ in range(repeat):
         for name in names:
-            changes, batch = SETTINGS[name]
-            model = Configured(reference, changes, batch)
+            changes, batch, workers = SETTINGS[name]
+            model = Configured(reference, changes, batch, workers)
             pipeline.denoise(model, page, guard=False)  # warm: arena, thread pool
             t = time.perf_counter()
             out = pipeline.denoise(model, page, guard=False)

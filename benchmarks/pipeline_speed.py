@@ -11,8 +11,9 @@ best of each counts: a busy spell of the machine slows every variant alike):
   ``tiling.BAND_PATCHES`` given
   (how many patches a band aims for; 1 gives the rule of the tiler before 0.2.0,
   ``max(1, batch_size // cols)`` patch rows: one row on a letter page), with the
-  time spent inside onnxruntime's ``run`` added up during
-  that same call: the rest is "outside onnxruntime" (issue 19's must-show 2);
+  wall time during which onnxruntime's ``run`` was going on in that same call
+  (with bands on several threads, while at least one was): the rest, when no
+  ``run`` was, is "outside onnxruntime" (issue 19's must-show 2);
 * the same page through the same pipeline with an identity "model" (patches come
   back as they went in): the pipeline's own cost with warm caches and no
   onnxruntime at all, a lower bound of the outside share.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,16 +44,36 @@ from ocr_denoise.session import Denoiser  # noqa: E402
 
 
 class TimedDenoiser(Denoiser):
-    """The shipped ``Denoiser``, adding up the seconds its session spends in ``run``."""
+    """The shipped ``Denoiser``, recording when its session is in ``run``.
 
-    inside = 0.0
+    ``inside`` is the wall time during which at least one ``run`` was going on
+    (the union of the calls' intervals): with bands on several threads the
+    calls overlap, and their plain sum would count the same second twice."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.intervals: list[tuple[float, float]] = []
+        self._record = threading.Lock()
+
+    def __getstate__(self):  # type: ignore[no-untyped-def]
+        raise TypeError("TimedDenoiser is for one process")
+
+    @property
+    def inside(self) -> float:
+        total, end = 0.0, float("-inf")
+        for a, b in sorted(self.intervals):
+            if b > end:
+                total += b - max(a, end)
+                end = b
+        return total
 
     def _run(self, loaded, x, c=None):  # type: ignore[no-untyped-def]
         t = time.perf_counter()
         try:
             return super()._run(loaded, x, c)
         finally:
-            self.inside += time.perf_counter() - t
+            with self._record:
+                self.intervals.append((t, time.perf_counter()))
 
 
 class Identity:
@@ -63,6 +85,7 @@ class Identity:
         self.overlap = model.overlap
         self.batch_size = model.batch_size
         self.skip_white = model.skip_white
+        self.workers = model.workers
 
     @property
     def interface(self):  # type: ignore[no-untyped-def]
@@ -101,7 +124,7 @@ def measure(page: np.ndarray, band_patches: list[int], repeat: int,
                 for label, model in runs:
                     name = f"{label}, band {n}"
                     if model is not None:
-                        model.inside = 0.0
+                        model.intervals.clear()
                     t0 = time.perf_counter()
                     out = (model.denoise(page) if model is not None
                            else pipeline.denoise(ident, page))

@@ -37,7 +37,7 @@ from typing import Any
 
 from .plan import Task
 from .report import FileResult, OnResult
-from .session import Denoiser, positive_int
+from .session import Denoiser, available_cores, positive_int
 from .work import RunOptions, check_ocr, process_file
 
 logger = logging.getLogger(__name__)
@@ -129,14 +129,6 @@ class ProcessExecutor(Executor):
     def close(self) -> None:
         if self._here is not None:
             self._here.close()
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset/cgroup affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def default_jobs() -> int:

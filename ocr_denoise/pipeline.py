@@ -61,9 +61,11 @@ Measured = tuple[page_guard.PageStats, page_flatten.PageLevels]
 class Denoiser(Protocol):
     """What the pipeline needs of a model. ``session.Denoiser`` is the one that
     runs onnxruntime; the pipeline itself knows nothing of sessions or files.
-    An optional ``skip_white`` attribute (float or None, read with ``getattr``
-    so that older stand-ins still work): patches at least this white everywhere
-    skip the model (``tiling.apply_tiled``); absent or None, none do."""
+    Two optional attributes, read with ``getattr`` so that older stand-ins
+    still work: ``skip_white`` (float or None): patches at least this white
+    everywhere skip the model (``tiling.apply_tiled``), absent or None none do;
+    ``workers`` (int, default 1): bands denoised at once, in threads, so
+    ``denoise_patches`` must then be safe to call from several at once."""
 
     overlap: int
     batch_size: int
@@ -145,6 +147,13 @@ def measure(rows: Rows) -> Measured:
     """The guard's measurements of a page and the ``flatten`` levels they used."""
     levels = page_flatten.measure(rows.read, rows.height, rows.width)
     return page_guard.measure(rows.read, rows.height, rows.width, levels), levels
+
+
+def _workers(denoiser: Denoiser) -> int:
+    """Bands the tiler may denoise at once (the denoiser's ``workers``, else 1). The
+    page measurements stay on one thread: OpenCV's filters there are threaded
+    already, and spreading their bands saved almost nothing (measured on 2 cores)."""
+    return int(getattr(denoiser, "workers", 1))
 
 
 def enlargement(img: np.ndarray, page: PageSpec, upscale: Upscale) -> tuple[int, Measured | None]:
@@ -287,7 +296,8 @@ def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
 
     apply_tiled(rows.read, sink, grid, denoiser.denoise_patches,
                 batch_size=denoiser.batch_size, context=windows,
-                skip_white=getattr(denoiser, "skip_white", None))
+                skip_white=getattr(denoiser, "skip_white", None),
+                workers=_workers(denoiser))
     return out
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SettingsError
+from .parallel import map_ordered
 
 #: (N, P, P) float32 in -> (N, P, P) float32 out. Called with N <= the batch limit.
 PatchFn = Callable[[np.ndarray], np.ndarray]
@@ -148,45 +149,65 @@ def apply_tiled(
     batch_size: int = DEFAULT_BATCH_SIZE,
     context: ContextFn | None = None,
     skip_white: float | None = None,
+    workers: int = 1,
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
     ``source`` is asked for page rows (float32, [0, 1]) one band at a time;
-    ``sink`` receives the blended output rows in order, each page row exactly
-    once. ``fn`` is called with at most ``batch_size`` patches at a time; a band
-    holds ``band_rows(cols, batch_size)`` patch rows, which bounds memory.
+    ``sink`` receives the blended output rows, each page row exactly once. ``fn``
+    is called with at most ``batch_size`` patches at a time; a band holds
+    ``band_rows(cols, batch_size)`` patch rows, which bounds memory.
     With ``context`` (see ``ContextFn``), ``fn`` is called as ``fn(patches,
     context(ys, xs))`` for each batch, for models that read more than the patch.
     ``skip_white``: a patch whose every pixel is at least this is not given to
     ``fn``; its output is 1.0 (white). The other patches of a band are gathered
     into full batches. Whether a patch is skipped depends only on its own
     pixels, so the result is still the same for any band and batch size.
+
+    ``workers``: bands processed at once, each in its own thread (``source``,
+    ``fn``, ``context`` and ``sink`` are then called from several threads at
+    once, and ``sink`` gets rows in no fixed order); memory grows to ``workers``
+    bands. With 1 (the default) everything runs in the caller's thread and rows
+    reach ``sink`` top to bottom. Each band's first ``o`` rows wait for the band
+    above it, so every pixel is the same two-term sums in the same order: the
+    result is bit-identical for any ``workers``, band and batch size.
     """
     if batch_size < 1:
         raise SettingsError(f"batch_size must be >= 1, got {batch_size}")
+    if workers < 1:
+        raise SettingsError(f"workers must be >= 1, got {workers}")
     P, o, s = grid.patch, grid.overlap, grid.stride
     H, W = grid.height, grid.width
     nr, nc = grid.rows, grid.cols
     window = blend_window(P, o)
     col_pieces = column_pieces(symmetric_indices(-o, (nc - 1) * s + P - o, W))
     rows_per_band = band_rows(nc, batch_size)
-    carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # tails of the previous band
 
-    for r0 in range(0, nr, rows_per_band):
+    def emit(py: int, rows: np.ndarray) -> None:
+        """Finished padded rows py.. (page rows py - o..), clipped to the page."""
+        a0, a1 = max(py - o, 0), min(py - o + len(rows), H)
+        if a1 > a0:
+            sink(a0, a1, rows[a0 - (py - o) : a1 - (py - o), o : o + W])
+
+    def band(r0: int, above: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """Patch rows r0.. through ``fn``, blended. With ``above`` (the tails of
+        the band above) every finished row is emitted, top to bottom, and
+        (None, this band's tails) returned; without it the first ``o`` rows,
+        which still lack those tails, are returned instead of emitted."""
         br = min(rows_per_band, nr - r0)
         # Padded rows this band reads: [r0*s, r0*s + (br-1)*s + P).
         py0, py1 = r0 * s, r0 * s + (br - 1) * s + P
         src_idx = symmetric_indices(py0 - o, py1 - o, H)
         lo, hi = int(src_idx.min()), int(src_idx.max()) + 1
-        band = source(lo, hi)
+        rows = source(lo, hi)
         if len(src_idx) != hi - lo or (np.diff(src_idx) != 1).any():
-            band = band[src_idx - lo]  # mirror-pad rows (inside the page: no copy)
-        band = np.concatenate([band[:, c] for c in col_pieces], axis=1)  # and columns
+            rows = rows[src_idx - lo]  # mirror-pad rows (inside the page: no copy)
+        rows = np.concatenate([rows[:, c] for c in col_pieces], axis=1)  # and columns
 
         # The band's patches, a strided view copied once into the batch.
-        r_stride, c_stride = band.strides
+        r_stride, c_stride = rows.strides
         views = np.lib.stride_tricks.as_strided(
-            band, (br, nc, P, P), (s * r_stride, s * c_stride, r_stride, c_stride),
+            rows, (br, nc, P, P), (s * r_stride, s * c_stride, r_stride, c_stride),
             writeable=False)
         patches = np.ascontiguousarray(views).reshape(br * nc, P, P)
         out = np.empty_like(patches)
@@ -228,16 +249,30 @@ def apply_tiled(
         acc = strips[:, :s]  # (br, s, width): finished rows of each patch row
         if o:
             acc[1:, :o] += strips[:-1, s:]
-            acc[0, :o] += carry
-            carry = strips[-1, s:].copy()
+        tails = strips[-1, s:].copy()
+        # Padded rows [py0 + i*s, py0 + (i+1)*s) are page rows shifted by o.
+        head = None
+        if above is not None:
+            acc[0, :o] += above
+            emit(py0, acc[0])
+        else:
+            emit(py0 + o, acc[0, o:])
+            head = acc[0, :o].copy()
+        for i in range(1, br):  # one patch row at a time: its s rows are contiguous
+            emit(py0 + i * s, acc[i])
+        return head, tails
 
-        # Finished padded rows [py0, py0 + br*s) are page rows shifted by o.
-        y0, y1 = max(py0 - o, 0), min(py0 + br * s - o, H)
-        for i in range(br):  # one patch row at a time: its s rows are contiguous
-            a0, a1 = max(py0 + i * s - o, y0), min(py0 + (i + 1) * s - o, y1)
-            if a1 > a0:
-                a = a0 - (py0 + i * s - o)
-                sink(a0, a1, acc[i, a : a + (a1 - a0), o : o + W])
+    starts = range(0, nr, rows_per_band)
+    carry = np.zeros((o, (nc + 1) * s), dtype=np.float32)  # above the page: nothing
+    if workers == 1 or len(starts) == 1:
+        for r0 in starts:
+            carry = band(r0, carry)[1]
+        return
+    for r0, (head, tails) in zip(starts, map_ordered(band, starts, workers)):
+        assert head is not None
+        head += carry  # the same sum the serial path makes, in the same order
+        emit(r0 * s, head)
+        carry = tails
 
 
 #: Patches per band the tiler aims for. A 300-DPI letter page is 107 patches wide,
@@ -257,7 +292,7 @@ def band_rows(cols: int, batch_size: int) -> int:
 def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,
                overlap: int = DEFAULT_OVERLAP,
                batch_size: int = DEFAULT_BATCH_SIZE,
-               skip_white: float | None = None) -> np.ndarray:
+               skip_white: float | None = None, workers: int = 1) -> np.ndarray:
     """Convenience form of ``apply_tiled`` for a whole float32 H x W page in memory."""
     page = np.asarray(page, dtype=np.float32)
     grid = TileGrid(page.shape[0], page.shape[1], patch, overlap)
@@ -267,5 +302,5 @@ def tile_array(page: np.ndarray, fn: PatchFn, *, patch: int = 28,
         out[y0:y1] = rows
 
     apply_tiled(lambda a, b: page[a:b], sink, grid, fn, batch_size=batch_size,
-                skip_white=skip_white)
+                skip_white=skip_white, workers=workers)
     return out

@@ -452,3 +452,19 @@ def test_context_windows_are_required_by_a_context_model_and_refused_by_others(
     np.testing.assert_array_equal(ctx.denoise_patches(patches, 0 * patches), patches)
     with pytest.raises(ValueError, match="reads no page context"):
         Denoiser(identity_model, device="cpu").denoise_patches(patches, patches)
+
+
+def test_threads_are_bands_at_once_on_the_cpu_and_never_change_the_page(rng, monkeypatch):
+    """On the CPU a Denoiser denoises ``threads`` bands at once (every core by
+    default); the page is the same bytes as one band at a time."""
+    from ocr_denoise import tiling
+    from ocr_denoise.session import available_cores
+    assert Denoiser(device="cpu").workers == available_cores()
+    assert Denoiser(device="cpu", threads=3).workers == 3
+    page = (text_page(rng, 700, 300) * 255).astype(np.uint8)
+    noisy = np.clip(page + rng.normal(0, 40, page.shape), 0, 255).astype(np.uint8)
+    one = Denoiser(device="cpu", threads=1).denoise(noisy, guard=False)
+    monkeypatch.setattr(tiling, "BAND_PATCHES", 1)  # a band per patch row: many to spread
+    for threads in (2, 5):
+        got = Denoiser(device="cpu", threads=threads).denoise(noisy, guard=False)
+        assert got.tobytes() == one.tobytes(), threads

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
+from ocr_denoise.errors import SettingsError
 from ocr_denoise.tiling import TileGrid, apply_tiled, blend_window, symmetric_indices, tile_array
 
 SIZES = [(1, 1), (1, 2), (2, 1), (5, 7), (27, 28), (28, 28), (29, 29), (56, 57), (3, 200),
@@ -243,3 +246,70 @@ def test_skipped_patches_take_their_context_origins_with_them(rng, band_patches)
                 batch_size=7, context=cut, skip_white=0.97)
     ink = page < 0.97
     np.testing.assert_allclose(got[ink], page[ink], atol=1e-6)
+
+
+# -- bands on several threads --------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+@pytest.mark.parametrize("shape,overlap,batch,band", [
+    ((200, 131), 4, 7, 1), ((97, 40), 6, 2, 64), ((300, 61), 0, 5, 1), ((55, 300), 14, 128, 1),
+    ((29, 29), 4, 1, 1)])
+def test_any_number_of_workers_gives_the_same_bytes(rng, monkeypatch, workers, shape,
+                                                    overlap, batch, band):
+    from ocr_denoise import tiling
+    monkeypatch.setattr(tiling, "BAND_PATCHES", band)  # many bands, so threads overlap
+    page = inked_paper(rng, *shape)
+    fn = lambda p: p ** 2 + 0.1 * p[:, ::-1, :]  # position-dependent inside a patch
+    ref = tile_array(page, fn, overlap=overlap, batch_size=batch, skip_white=0.97)
+    got = tile_array(page, fn, overlap=overlap, batch_size=batch, skip_white=0.97,
+                     workers=workers)
+    assert got.tobytes() == ref.tobytes()
+
+
+def test_with_workers_each_row_reaches_the_sink_exactly_once_and_context_follows(rng):
+    import threading
+    page = rng.random((230, 90), dtype=np.float32)
+    grid = TileGrid(230, 90, 28, 4)
+    seen = np.zeros(230, int)
+    lock, threads = threading.Lock(), set()
+
+    def sink(a, b, r):
+        assert r.shape == (b - a, 90)
+        with lock:
+            seen[a:b] += 1
+            threads.add(threading.get_ident())
+
+    def ctx(ys, xs):  # the patch's own top-left pixel, checked by fn below
+        return np.broadcast_to(page[np.clip(ys + 4, 0, 229), np.clip(xs + 4, 0, 89)]
+                               [:, None, None], (len(ys), 28, 28)).astype(np.float32)
+
+    def fn(p, c):
+        inside = (c[:, 0, 0] == p[:, 4, 4])
+        assert inside.all()  # each patch arrives with its own context
+        return p
+
+    apply_tiled(lambda a, b: page[a:b], sink, grid, fn, batch_size=9, context=ctx, workers=4)
+    assert (seen == 1).all()
+
+
+def test_an_error_in_one_band_reaches_the_caller_and_the_other_bands_stop(rng, monkeypatch):
+    from ocr_denoise import tiling
+    monkeypatch.setattr(tiling, "BAND_PATCHES", 1)
+    page = rng.random((600, 60), dtype=np.float32)
+    calls = []
+
+    def fn(p):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("model failed on a batch")
+        time.sleep(0.01)  # bands take time, as the model's do
+        return p
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        tile_array(page, fn, batch_size=3, workers=2)
+    assert len(calls) < TileGrid(600, 60).count // 3  # not every band ran after it
+
+
+def test_zero_workers_are_refused():
+    with pytest.raises(SettingsError, match="workers must be >= 1"):
+        tile_array(np.ones((30, 30), np.float32), lambda p: p, workers=0)
