@@ -128,6 +128,27 @@ def conv_transpose_head(proto):  # type: ignore[no-untyped-def]
         [numpy_helper.from_array(wt, "deconv/w"), numpy_helper.from_array(bias, "deconv/bias")])
 
 
+#: The shipped model's metadata a runtime reads to feed a model (``ocr_denoise.model``).
+INTERFACE_KEYS = ("patch_size", "layout", "value_range", "preprocess")
+
+
+def with_interface(data: bytes) -> bytes:
+    """ONNX ``data`` with the shipped model's interface metadata (patch size, layout,
+    value range, preprocessing) where it has none, so the runtime feeds it pages as
+    it feeds the shipped model."""
+    import onnx
+
+    from ocr_denoise.model import default_model_path
+
+    m = onnx.load_from_string(data)
+    shipped = {p.key: p.value for p in onnx.load(str(default_model_path())).metadata_props}
+    have = {p.key for p in m.metadata_props}
+    for key in INTERFACE_KEYS:
+        if key in shipped and key not in have:
+            m.metadata_props.add(key=key, value=shipped[key])
+    return m.SerializeToString()
+
+
 def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
     """The ONNX bytes of a random-weight model built with ``kwargs`` (exported as
     ``train.export`` does, so with its last convolution split), or of the shipped
@@ -208,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds; best counts")
     ap.add_argument("--runs", type=int, default=20, help="batches per timing")
+    ap.add_argument("--save", type=Path, default=None,
+                    help="also keep each variant as DIR/NAME.onnx, with the shipped model's "
+                         "interface metadata, so speed.py --model times it on a page "
+                         "(random weights: for timing only)")
     ap.add_argument("--time-files", nargs="+", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.time_files:  # the child: time these files, print seconds per batch
@@ -226,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(Path(tmp) / f"{n}.onnx")
             paths[-1].write_bytes(data)
             params.append(count)
+            if args.save is not None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"{n}.onnx").write_bytes(with_interface(data))
         # Timed in a fresh process: TensorFlow's thread pools, once started by building
         # the models, keep spinning and would slow onnxruntime beside them.
         r = subprocess.run([sys.executable, __file__, "--time-files", *map(str, paths),

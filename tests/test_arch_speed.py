@@ -63,3 +63,17 @@ def test_rewritten_shipped_heads_compute_what_the_shipped_one_does(variant):
     yb = b.run(None, {b.get_inputs()[0].name: x})[0]
     assert ya.shape == yb.shape
     assert float(abs(ya - yb).max()) < 1e-5
+
+
+def test_saved_variants_run_as_pages_through_the_runtime(tmp_path):
+    """--save writes files the runtime feeds like the shipped model (flattened pages),
+    so speed.py --model can time a variant on a page."""
+    import numpy as np
+
+    from ocr_denoise import Denoiser
+    assert arch_speed.main(["--variants", "ok1", "--repeat", "1", "--runs", "1",
+                            "--batch-size", "4", "--save", str(tmp_path)]) == 0
+    d = Denoiser(tmp_path / "ok1.onnx", device="cpu")
+    assert d.interface.preprocess == Denoiser(device="cpu").interface.preprocess
+    out = d.denoise(np.full((60, 70), 200, np.uint8), guard=False)
+    assert out.shape == (60, 70) and out.dtype == np.uint8
