@@ -221,15 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         x = np.random.default_rng(1).random((grid.count, den.patch_size, den.patch_size),
                                             dtype=np.float32)
         ctx = x if den.reads_context else None
-        # As the page runs them: den.workers runs at once, one per thread (each its share).
-        from ocr_denoise.parallel import map_ordered
-        shares = np.array_split(np.arange(len(x)), den.workers)
-
-        def ort_alone() -> None:
-            list(map_ordered(lambda i: den.denoise_patches(
-                x[i], None if ctx is None else ctx[i]), shares, den.workers))
-
-        t_ort = best_of(ort_alone, args.repeat)
+        # denoise_patches runs den.workers batches at once, as the page's bands run.
+        t_ort = best_of(lambda: den.denoise_patches(x, ctx), args.repeat)
         rows = op_profile(den.model_path, args.batch_size)
         total = sum(ms for _, _, ms in rows)
         print(f"onnxruntime alone on the page's {grid.count} patches ({den.workers} thread(s)): "

@@ -45,6 +45,7 @@ from .model import (
     is_default_model,
     read_model_bytes,
 )
+from .parallel import map_ordered
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SKIP_WHITE
 
 logger = logging.getLogger(__name__)
@@ -201,11 +202,12 @@ class Denoiser:
         Pixels by which neighbouring patches overlap and are blended (0..P/2).
     threads:
         CPU threads for a page; ``None``: every core this process may use. On
-        the CPU that many bands of the page are denoised at once, each on one
-        thread (its own onnxruntime call with one intra-op thread), which ran a
-        300-DPI page 1.3x faster on 2 cores than one band at a time through 2
-        intra-op threads (``benchmarks/ort_settings.py``). On CUDA, onnxruntime's
-        intra-op threads, one band at a time.
+        the CPU that many bands of the page (or batches of a
+        ``denoise_patches`` call) are denoised at once, each on one thread (its
+        own onnxruntime call with one intra-op thread), which ran a 300-DPI page
+        about 1.2x faster on 2 cores than one band at a time through 2 intra-op
+        threads (``benchmarks/speed.py``, ``benchmarks/ort_settings.py``). On
+        CUDA, onnxruntime's intra-op threads, one batch at a time.
     skip_white:
         A patch whose every pixel (after the model's page preprocessing) is at
         least this, in (0, 1], is blank paper: it comes out white without the
@@ -381,8 +383,9 @@ class Denoiser:
         needs ``context_windows``, (N, P, P) float32 (``ocr_denoise.context``);
         a model that does not refuses them.
 
-        Runs in batches of at most ``batch_size``; on CUDA, short batches are
-        padded to ``batch_size`` so the GPU sees one shape. Raises
+        Runs in batches of at most ``batch_size``, ``workers`` of them at once;
+        on CUDA, short batches are padded to ``batch_size`` so the GPU sees one
+        shape. Raises
         ``InferenceError`` if onnxruntime fails (e.g. out of memory: lower
         ``batch_size``) or the model returns a wrong shape, NaN or infinity.
         """
@@ -406,7 +409,8 @@ class Denoiser:
         n = patches.shape[0]
         pad_to_fixed = CUDA in loaded.providers
         out = np.empty((n, p, p), dtype=np.float32)
-        for b0 in range(0, n, self.batch_size):
+
+        def batch(b0: int) -> None:  # writes out[b0 : b0 + batch_size] only
             chunk = patches[b0 : b0 + self.batch_size]
             k = len(chunk)
             x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(loaded.spec.shape(k))
@@ -420,6 +424,11 @@ class Denoiser:
                 c = None if c is None else np.concatenate([c, pad])
             y = self._run(loaded, x, c)
             out[b0 : b0 + k] = y[:k].reshape(k, p, p)
+
+        # Batches on the session's workers, as a page's bands run (one intra-op thread
+        # each on the CPU); one batch, as the tiler asks, runs in the caller's thread.
+        for _ in map_ordered(batch, range(0, n, self.batch_size), loaded.workers):
+            pass
         return out
 
     def _run(self, loaded: _Loaded, x: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:

@@ -468,3 +468,23 @@ def test_threads_are_bands_at_once_on_the_cpu_and_never_change_the_page(rng, mon
     for threads in (2, 5):
         got = Denoiser(device="cpu", threads=threads).denoise(noisy, guard=False)
         assert got.tobytes() == one.tobytes(), threads
+
+
+def test_a_call_of_many_batches_runs_them_on_the_workers_with_the_same_bytes(rng, monkeypatch):
+    import threading
+    import time
+    x = rng.random((300, 28, 28), dtype=np.float32)
+    one = Denoiser(device="cpu", threads=1, batch_size=16).denoise_patches(x)
+    d = Denoiser(device="cpu", threads=3, batch_size=16)
+    seen = set()
+    real = d._run
+
+    def spy(loaded, xb, c=None):
+        seen.add(threading.get_ident())
+        time.sleep(0.005)  # long enough that every worker gets a batch
+        return real(loaded, xb, c)
+
+    monkeypatch.setattr(d, "_run", spy)
+    got = d.denoise_patches(x)
+    assert got.tobytes() == one.tobytes()
+    assert len(seen) > 1  # the 19 batches did not all run on one thread
