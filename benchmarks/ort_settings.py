@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from model_view import ModelView  # noqa: E402
 from speed import letter_page  # noqa: E402
 
 from ocr_denoise import pipeline, tiling  # noqa: E402
@@ -80,10 +81,10 @@ def session_options(changes: dict[str, object]):  # type: ignore[no-untyped-def]
     return opts
 
 
-class Configured:
+class Configured(ModelView):
     """What the pipeline needs of a model: the shipped model in an onnxruntime
     session built with the given options, patches in batches of ``batch_size``,
-    ``workers`` bands at once (0: one per core)."""
+    ``workers`` bands at once (0: one per core), every patch to the model."""
 
     def __init__(self, reference: Denoiser, changes: dict[str, object],
                  batch_size: int, workers: int = 1) -> None:
@@ -91,23 +92,12 @@ class Configured:
 
         from ocr_denoise.session import available_cores
 
-        self.reference = reference
-        self.overlap = reference.overlap
+        super().__init__(reference, skip_white=None, workers=workers or available_cores())
         self.batch_size = batch_size
-        self.workers = workers or available_cores()  # bands at once (pipeline.Denoiser)
-        self.skip_white = None  # every patch to the model: the same work for each setting
         self.session = ort.InferenceSession(read_model_bytes(default_model_path()),
                                             session_options(changes),
                                             providers=["CPUExecutionProvider"])
         self.input_name = reference.interface.input_name
-
-    @property
-    def interface(self):  # type: ignore[no-untyped-def]
-        return self.reference.interface
-
-    @property
-    def patch_size(self) -> int:
-        return self.reference.patch_size
 
     def denoise_patches(self, patches: np.ndarray,
                         context_windows: np.ndarray | None = None) -> np.ndarray:

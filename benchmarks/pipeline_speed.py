@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from model_view import ModelView  # noqa: E402
 from speed import letter_page  # noqa: E402
 
 from ocr_denoise import pipeline, tiling  # noqa: E402
@@ -76,24 +77,9 @@ class TimedDenoiser(Denoiser):
                 self.intervals.append((t, time.perf_counter()))
 
 
-class Identity:
+class Identity(ModelView):
     """What the pipeline needs of a model, with the model taken out: patches come
     back unchanged, so only the pipeline's own work is timed."""
-
-    def __init__(self, model: Denoiser) -> None:
-        self.model = model
-        self.overlap = model.overlap
-        self.batch_size = model.batch_size
-        self.skip_white = model.skip_white
-        self.workers = model.workers
-
-    @property
-    def interface(self):  # type: ignore[no-untyped-def]
-        return self.model.interface
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.patch_size
 
     def denoise_patches(self, patches: np.ndarray,
                         context_windows: np.ndarray | None = None) -> np.ndarray:

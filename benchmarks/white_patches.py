@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from model_view import ModelView  # noqa: E402
 from ocr_quality import DATA, KINDS, SELECT_SEED, kind_page  # noqa: E402
 from real_scans import split_of  # noqa: E402
 from speed import letter_page  # noqa: E402
@@ -44,26 +45,15 @@ from ocr_denoise.images import read_image  # noqa: E402
 from ocr_denoise.session import Denoiser  # noqa: E402
 
 
-class Recording:
+class Recording(ModelView):
     """The pipeline's view of ``model`` (every patch to the model), keeping each
-    patch it is given and the model's output for it."""
-
-    skip_white = None
+    patch's darkest pixel it is given and of the model's output for it."""
 
     def __init__(self, model: Denoiser) -> None:
-        self.model = model
-        self.overlap = model.overlap
-        self.batch_size = model.batch_size
+        # One band at a time: each batch's inputs and outputs are appended as a pair.
+        super().__init__(model, skip_white=None, workers=1)
         self.inputs: list[np.ndarray] = []
         self.outputs: list[np.ndarray] = []
-
-    @property
-    def interface(self):  # type: ignore[no-untyped-def]
-        return self.model.interface
-
-    @property
-    def patch_size(self) -> int:
-        return self.model.patch_size
 
     def denoise_patches(self, patches: np.ndarray,
                         context_windows: np.ndarray | None = None) -> np.ndarray:
