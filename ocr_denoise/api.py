@@ -64,8 +64,8 @@ def get_denoiser(
 
     Built under a lock, so threads asking at once share one session; safe
     across ``fork`` (the child builds its own session on first use). ``threads``
-    is onnxruntime's intra-op thread count (None: all cores), for callers that
-    run one session per worker process and must not oversubscribe the cores.
+    is the cores the ``Denoiser`` uses (None: all; see ``Denoiser``), for callers
+    that run one session per worker process and must not oversubscribe the cores.
 
     Raises what ``Denoiser`` raises (``ModelError``, ``ProviderError``,
     ``TypeError``/``ValueError`` for bad settings).

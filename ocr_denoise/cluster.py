@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: onnxruntime intra-op threads per session: Dask parallelises by task, one per
-#: worker thread, so each task's inference uses one core.
+#: Cores per session (``Denoiser(threads=...)``: one band at a time, one intra-op
+#: thread): Dask parallelises by task, one per worker thread, so each task uses one core.
 THREADS_PER_SESSION = 1
 
 

@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 
 class Executor(abc.ABC):
     """How a run's files are processed. Subclasses set ``jobs`` (files processed
-    at once, for the report) and ``threads`` (onnxruntime intra-op threads per
-    session; None: onnxruntime's default, all cores) in ``start``."""
+    at once, for the report) and ``threads`` (each session's ``Denoiser(threads=...)``: the
+    cores it uses; None: all) in ``start``."""
 
     jobs: int = 1
     threads: int | None = None
@@ -71,8 +71,8 @@ class Executor(abc.ABC):
 
 
 class SerialExecutor(Executor):
-    """One file after another in this process, with one session (``threads``
-    intra-op threads; None: all cores)."""
+    """One file after another in this process, with one session using ``threads``
+    cores (None: all)."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.jobs = 1

@@ -37,8 +37,8 @@ accepts, and the text layer stays aligned with the page.
 Sessions: ``filter_ocr_image`` and ``filter_page_image`` run in OCRmyPDF's worker
 processes (threads with ``use_threads``). Each worker builds one onnxruntime
 session on its first page, under a lock, through ``api.get_denoiser`` (which
-rebuilds after ``fork``), with ``cores // jobs`` intra-op threads so that the
-workers share the cores. Nothing of it is put in OCRmyPDF's options, which are
+rebuilds after ``fork``), with ``threads=cores // jobs`` so that the workers
+share the cores. Nothing of it is put in OCRmyPDF's options, which are
 pickled to the workers: only settings travel.
 
 Supported OCRmyPDF: 16 and 17 (the ``ocrmypdf`` extra). The hook signatures

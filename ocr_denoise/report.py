@@ -48,7 +48,7 @@ class BatchReport:
     interrupted: bool = False
     seconds: float = 0.0
     jobs: int = 1
-    #: onnxruntime intra-op threads per worker (None: onnxruntime's default, all cores).
+    #: Cores each worker's Denoiser uses (``Denoiser(threads=...)``; None: all).
     threads: int | None = None
 
     @property
