@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="redo outputs that already exist (default: skip them)")
     p.add_argument("-j", "--jobs", type=_jobs, default="auto",
-                   help="worker processes; each gets cores/jobs onnxruntime threads "
+                   help="worker processes; each uses cores/jobs cores "
                    "(default: auto = one per core, at most 4; 1 = no worker processes)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. "

@@ -75,7 +75,7 @@ def _pool(rows: np.ndarray) -> np.ndarray:
 
 def measure(source: RowSource, height: int, width: int) -> PageLevels:
     """Measure a page's background and ink level, reading it through ``source(y0, y1)``
-    (float32 rows y0..y1 of the page in [0, 1]) one band at a time."""
+    (float32 rows y0..y1 of the page in [0, 1]) one band after another."""
     small = np.concatenate([_pool(source(y0, min(height, y0 + _BAND)))
                             for y0 in range(0, height, _BAND)])
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (CLOSE, CLOSE))

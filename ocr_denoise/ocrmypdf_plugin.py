@@ -103,7 +103,7 @@ class Settings:
         )
 
     def threads(self) -> int:
-        """onnxruntime threads per worker: the worker's share of the cores."""
+        """Cores per worker (``Denoiser(threads=...)``): the worker's share."""
         from .executors import available_cores
 
         cores = available_cores()

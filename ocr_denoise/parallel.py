@@ -1,11 +1,11 @@
 """Bands of a page on several threads, results in order.
 
-The page stages that read a page band by band (``flatten.measure``, the guard's
-``measure``, ``tiling.apply_tiled``) hand each band to ``map_ordered``: with one
-worker it runs in the caller's thread; with more, on a thread pool (numpy,
-OpenCV and onnxruntime release the GIL for their work). Results come back in
-band order, so sums over bands are taken in the same order whatever the number
-of workers, and the page's bytes do not depend on it.
+``tiling.apply_tiled`` hands each band of a page, and ``Denoiser.denoise_patches``
+each batch of a call, to ``map_ordered``: with one worker it runs in the
+caller's thread; with more, on a thread pool (numpy, OpenCV and onnxruntime
+release the GIL for their work). Results come back in order, so whatever is
+summed over them is summed in the same order whatever the number of workers,
+and the page's bytes do not depend on it.
 """
 
 from __future__ import annotations

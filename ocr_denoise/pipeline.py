@@ -287,8 +287,8 @@ def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
                       out: np.ndarray) -> np.ndarray:
     """Stage 6: overlapping patches through the model, blended back into ``out``,
     an H x W uint8 page. Memory beyond the output stays bounded by the band
-    (about ``tiling.BAND_PATCHES`` patches, or a batch if that is larger) and the
-    page width (``tiling.apply_tiled`` works one band at a time)."""
+    (about ``tiling.BAND_PATCHES`` patches, or a batch if that is larger), the
+    denoiser's ``workers`` (bands at once) and the page width."""
     grid = TileGrid(rows.height, rows.width, denoiser.patch_size, denoiser.overlap)
 
     def sink(y0: int, y1: int, clean: np.ndarray) -> None:

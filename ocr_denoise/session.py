@@ -17,6 +17,7 @@ lock is replaced after fork too, in case another thread held it at that moment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -163,6 +164,9 @@ class _Loaded:
     metadata: dict[str, str]
     pid: int
     workers: int = 1
+    #: At most ``workers`` onnxruntime runs at once on the CPU, however many threads
+    #: call: each caller's pool would otherwise add its own (None on CUDA).
+    slots: threading.BoundedSemaphore | None = None
 
 
 #: Every live Denoiser, so the at-fork hook can give each a fresh lock.
@@ -327,11 +331,13 @@ class Denoiser:
         spec = check_interface(path, session.get_inputs(), session.get_outputs(), metadata)
         input_name = spec.input_name
         _probe(session, input_name, spec, path)
-        # A CPU fallback of a CUDA request keeps onnxruntime's own threads: one band.
+        # A CPU fallback of a CUDA request (warned above) keeps onnxruntime's own
+        # intra-op threads and one band at a time: correct, not as fast as asked-for CPU.
         workers = cores if on_cpu else 1
         logger.info("onnxruntime session for %s on %s, %d band(s) at a time", path, got,
                     workers)
-        return _Loaded(session, input_name, spec, got, metadata, os.getpid(), workers)
+        return _Loaded(session, input_name, spec, got, metadata, os.getpid(), workers,
+                       threading.BoundedSemaphore(workers) if on_cpu else None)
 
     @property
     def patch_size(self) -> int:
@@ -422,7 +428,8 @@ class Denoiser:
                 pad = np.ones(loaded.spec.shape(self.batch_size - k), np.float32)
                 x = np.concatenate([x, pad])
                 c = None if c is None else np.concatenate([c, pad])
-            y = self._run(loaded, x, c)
+            with loaded.slots or contextlib.nullcontext():
+                y = self._run(loaded, x, c)
             out[b0 : b0 + k] = y[:k].reshape(k, p, p)
 
         # Batches on the session's workers, as a page's bands run (one intra-op thread
@@ -469,9 +476,9 @@ class Denoiser:
         every page. ``upscale``: ``"auto"`` enlarges a page of small text 2x
         (the result is then that size), as in ``denoise_page``. The page runs
         through ``ocr_denoise.pipeline``
-        (one band at a time, so memory beyond the input and output stays bounded
-        by ``batch_size`` and the page width); ``denoise_page(img, denoiser=d)``
-        gives the same bytes.
+        (in bands, ``workers`` at once, so memory beyond the input and output
+        stays bounded by ``batch_size``, ``workers`` and the page width);
+        ``denoise_page(img, denoiser=d)`` gives the same bytes.
         """
         return pipeline.denoise(self, img, dpi if rescale else None, guard=guard,
                                 upscale=upscale)

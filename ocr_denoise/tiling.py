@@ -14,10 +14,11 @@ normalisation buffer, an identity function reproduces the page exactly, and the
 pixels at a patch border (where the network sees zero padding and is least
 reliable) get little or no weight.
 
-Memory. The page is processed in bands of whole patch rows. A band's patches
-are extracted from a strided view (one copy, into the batch), and the blend
-accumulator only spans the band plus ``o`` carried rows. Peak memory beyond
-input and output is therefore O(band height x page width), not O(page).
+Memory. The page is processed in bands of whole patch rows, ``workers`` of them
+at once. A band's patches are extracted from a strided view (one copy, into the
+batch), and the blend accumulator only spans the band plus ``o`` carried rows.
+Peak memory beyond input and output is therefore O(workers x band height x page
+width), not O(page).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from .parallel import map_ordered
 PatchFn = Callable[[np.ndarray], np.ndarray]
 #: (y0, y1) -> float32 rows y0..y1-1 of the page, full width, shape (y1-y0, W).
 RowSource = Callable[[int, int], np.ndarray]
-#: (y0, y1, rows) -> None; receives finished float32 output rows in order.
+#: (y0, y1, rows) -> None; receives finished float32 output rows (in order with one
+#: worker; with more, in any order and from several threads).
 RowSink = Callable[[int, int, np.ndarray], None]
 #: (ys, xs) -> (N, P, P) float32: what a model reads beside each patch, given the page
 #: coordinates (two (N,) int arrays) of the patches' top-left corners, which are
@@ -153,7 +155,7 @@ def apply_tiled(
 ) -> None:
     """Run ``fn`` over every patch of the page and blend the results.
 
-    ``source`` is asked for page rows (float32, [0, 1]) one band at a time;
+    ``source`` is asked for page rows (float32, [0, 1]) band by band;
     ``sink`` receives the blended output rows, each page row exactly once. ``fn``
     is called with at most ``batch_size`` patches at a time; a band holds
     ``band_rows(cols, batch_size)`` patch rows, which bounds memory.
@@ -268,7 +270,8 @@ def apply_tiled(
         for r0 in starts:
             carry = band(r0, carry)[1]
         return
-    for r0, (head, tails) in zip(starts, map_ordered(band, starts, workers)):
+    # map_ordered first, so that zip exhausts it and its pool is shut down here.
+    for (head, tails), r0 in zip(map_ordered(band, starts, workers), starts):
         assert head is not None
         head += carry  # the same sum the serial path makes, in the same order
         emit(r0 * s, head)

@@ -488,3 +488,35 @@ def test_a_call_of_many_batches_runs_them_on_the_workers_with_the_same_bytes(rng
     got = d.denoise_patches(x)
     assert got.tobytes() == one.tobytes()
     assert len(seen) > 1  # the 19 batches did not all run on one thread
+
+
+def test_callers_on_many_threads_share_the_denoisers_cores(rng, monkeypatch):
+    """Eight threads denoising pages through one Denoiser(threads=2) never have more
+    than two onnxruntime runs going at once: each page's band pool would otherwise
+    add its own."""
+    import threading
+    import time
+    d = Denoiser(device="cpu", threads=2, batch_size=8)
+    now, most, lock = [0], [0], threading.Lock()
+    real = d._run
+
+    def counting(loaded, x, c=None):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.002)
+        try:
+            return real(loaded, x, c)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(d, "_run", counting)
+    pages = [(rng.random((120, 90)) * 255).astype(np.uint8) for _ in range(8)]
+    threads = [threading.Thread(target=d.denoise, args=(p,), kwargs={"guard": False})
+               for p in pages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
