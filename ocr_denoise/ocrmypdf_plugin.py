@@ -104,7 +104,7 @@ class Settings:
 
     def threads(self) -> int:
         """Cores per worker (``Denoiser(threads=...)``): the worker's share."""
-        from .executors import available_cores
+        from .session import available_cores
 
         cores = available_cores()
         return max(1, cores // max(1, min(self.jobs or cores, cores)))

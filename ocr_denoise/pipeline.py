@@ -149,13 +149,6 @@ def measure(rows: Rows) -> Measured:
     return page_guard.measure(rows.read, rows.height, rows.width, levels), levels
 
 
-def _workers(denoiser: Denoiser) -> int:
-    """Bands the tiler may denoise at once (the denoiser's ``workers``, else 1). The
-    page measurements stay on one thread: OpenCV's filters there are threaded
-    already, and spreading their bands saved almost nothing (measured on 2 cores)."""
-    return int(getattr(denoiser, "workers", 1))
-
-
 def enlargement(img: np.ndarray, page: PageSpec, upscale: Upscale) -> tuple[int, Measured | None]:
     """Stage 1b: how many times to enlarge the page (1: keep its size), and the
     guard's measurements of the page as scanned if they were taken for it (the
@@ -297,7 +290,7 @@ def tile_infer_stitch(rows: Rows, windows: ContextFn | None, denoiser: Denoiser,
     apply_tiled(rows.read, sink, grid, denoiser.denoise_patches,
                 batch_size=denoiser.batch_size, context=windows,
                 skip_white=getattr(denoiser, "skip_white", None),
-                workers=_workers(denoiser))
+                workers=getattr(denoiser, "workers", 1))
     return out
 
 
