@@ -182,7 +182,10 @@ def onnx_bytes(kwargs: dict | str | None) -> tuple[bytes, int]:
 
 
 def session(data: bytes):
-    """An onnxruntime CPU session of ONNX ``data``, as ``Denoiser`` builds it."""
+    """An onnxruntime CPU session of ONNX ``data`` with onnxruntime's own intra-op
+    threads, as ``Denoiser`` built it before 0.2.0's bands on threads (now one
+    intra-op thread per run, two runs at once): the ratios between variants are
+    those of one batch on all cores, not exactly a page's."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
