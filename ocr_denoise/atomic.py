@@ -34,9 +34,34 @@ def _default_file_mode() -> int:
     return 0o666 & ~mask
 
 
+#: Name length limit (bytes) assumed where the file system does not say (Linux, macOS).
+_NAME_MAX = 255
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, ``folder``'s file system accepts."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), unknown name
+        return _NAME_MAX
+
+
 def temp_name(path: Path) -> Path:
-    """A fresh ``.NAME.PID.RANDOM.tmp`` beside ``path`` (not yet created)."""
-    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    """A fresh ``.NAME.PID.RANDOM.tmp`` beside ``path`` (not yet created).
+
+    NAME is ``path.name``, cut short (whole characters, at least one kept)
+    when the temporary's name would otherwise pass the folder's name limit:
+    PID and RANDOM (12 hex digits, fresh each call) keep it unique and let
+    ``remove_stale_temps`` recognise it, so NAME is only there for people.
+    Without the cut, an input named with ~232 bytes or more could never be
+    written ("File name too long") although its output name is valid.
+    """
+    tail = f".{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    room = _name_max(path.parent) - 1 - len(tail)  # 1: the leading dot
+    name = path.name
+    while len(name) > 1 and len(os.fsencode(name)) > room:
+        name = name[:max(1, min(len(name) - 1, room))]
+    return path.parent / f".{name}{tail}"
 
 
 def _create_exclusive(tmp: Path) -> int:

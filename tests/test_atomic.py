@@ -104,3 +104,28 @@ def test_stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_
     assert [p.name for p in removed] == [names["dead"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         names[k] for k in ("mine", "live", "other"))
+
+
+@pytest.mark.parametrize("name", ["x" * 251 + ".png", "é" * 125 + "x.png"])
+def test_names_up_to_the_file_system_limit_are_written_and_their_temporaries_cleaned(
+        tmp_path, name):
+    # ``.NAME.PID.RANDOM.tmp`` of a 255-byte NAME would be ~280 bytes: every write
+    # of such a file used to fail with "File name too long" though the name is valid.
+    assert len(os.fsencode(name)) == 255
+    atomic_write(tmp_path / name, b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert (tmp_path / name).read_bytes() == b"whole"
+
+    # A writer killed mid-write leaves its (shortened) temporary; the next run's
+    # clean-up still recognises it as stale.
+    script = ("import os, sys\n"
+              "from ocr_denoise.atomic import atomic_file\n"
+              "writing = atomic_file(sys.argv[1])\n"
+              "writing.__enter__().write(b'half')\n"
+              "os._exit(0)\n")  # killed: no clean-up runs
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True,
+                   timeout=60)
+    left = [p for p in tmp_path.iterdir() if p.name != name]
+    assert len(left) == 1 and len(os.fsencode(left[0].name)) <= 255
+    assert remove_stale_temps(tmp_path) == left
+    assert [p.name for p in tmp_path.iterdir()] == [name]
