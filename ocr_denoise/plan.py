@@ -11,10 +11,10 @@ Nothing here reads an image or runs a model.
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -62,6 +62,64 @@ def _glob_root(pattern: str) -> Path:
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path(".")
+
+
+def _glob(folder: Path, parts: Sequence[str], recursive: bool) -> Iterator[Path]:
+    """Paths under ``folder`` matching the pattern ``parts`` (one per path level),
+    as ``glob.glob`` matches them, except that links to folders are never entered.
+
+    ``glob.glob`` follows them: two links pointing back up (``ln -s . a; ln -s .
+    b``) made planning never end, and one made 40 nested copies of every output.
+    Here a wildcard part matches names with ``fnmatch.fnmatch`` (hidden names only when
+    the part itself starts with a dot) and, with ``recursive``, ``**`` matches
+    zero or more real (non-link) subfolders; a link to a folder can still be
+    matched as the last part, and is then set aside as a folder. ``folder``
+    itself (the pattern's fixed part) is used as given, link or not.
+    """
+    if not parts:
+        yield folder
+        return
+    part, rest = parts[0], parts[1:]
+    if not _is_glob(part):
+        child = folder / part
+        if not rest:
+            if os.path.lexists(child):
+                yield child
+        elif child.is_dir() and not child.is_symlink():
+            yield from _glob(child, rest, recursive)
+        return
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return  # as glob.glob: an unlistable folder matches nothing
+    if part == "**" and recursive:
+        yield from _glob(folder, rest, recursive)  # zero folders
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if _real_dir(e):
+                yield from _glob(Path(e.path), parts, recursive)
+            elif not rest:
+                yield Path(e.path)
+        return
+    for e in entries:
+        if e.name.startswith(".") and not part.startswith("."):
+            continue
+        if not fnmatch.fnmatch(e.name, part):
+            continue
+        if not rest:
+            yield Path(e.path)
+        elif _real_dir(e):
+            yield from _glob(Path(e.path), rest, recursive)
+
+
+def _real_dir(entry: os.DirEntry) -> bool:
+    """A folder, not a link to one."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _wanted(entry: os.DirEntry) -> bool:
@@ -127,7 +185,8 @@ def _discover(sources: Sequence[PathLike], dst_res: Path, recursive: bool,
             found.append(_Found(p, None))
         elif _is_glob(str(s)):
             root = _glob_root(str(s))
-            matches = sorted(glob.glob(str(s), recursive=recursive))
+            parts = Path(s).parts[len(root.parts):]
+            matches = sorted(set(_glob(root, parts, recursive)))
             n = 0
             for m in map(Path, matches):
                 if m.is_dir():
