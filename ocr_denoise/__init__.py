@@ -9,6 +9,7 @@ error the package raises derives from ``OcrDenoiseError``.
 from ._version import __version__
 from .api import denoise_page, get_denoiser
 from .batch import denoise_files, denoise_folder
+from .decision import PageRecord
 from .errors import (
     ImageReadError,
     ImageTooLargeError,
@@ -30,6 +31,7 @@ from .work import RunOptions
 
 __all__ = ["BatchReport", "Denoiser", "FileResult", "ImageReadError", "ImageTooLargeError",
            "ImageWriteError", "InferenceError", "MissingDependencyError", "ModelError",
-           "ModelNotFoundError", "OcrDenoiseError", "PageError", "PageTypeError", "ProviderError",
+           "ModelNotFoundError", "OcrDenoiseError", "PageError", "PageRecord", "PageTypeError",
+           "ProviderError",
            "RunOptions", "SettingsError", "SettingsTypeError", "__version__", "denoise_files",
            "denoise_folder", "denoise_page", "get_denoiser"]

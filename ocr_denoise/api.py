@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Union, overload
+from typing import TYPE_CHECKING, Literal, Union, overload
 
 import numpy as np
 
 from . import pil, pipeline
+from .decision import PageRecord
 from .errors import PageError, SettingsError, SettingsTypeError
 from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import default_model_path
@@ -86,21 +87,45 @@ def get_denoiser(
 
 
 @overload
-def denoise_page(img: Image.Image, *, dpi: DpiLike | None = ..., rescale: bool = ...,
+def denoise_page(img: Image.Image, *,
+                 dpi: DpiLike | None = ..., rescale: bool = ...,
                  max_pixels: int | None = ..., guard: bool = ...,
                  upscale: Upscale = ..., denoiser: Denoiser | None = ...,
                  model: str | os.PathLike[str] | None = ..., device: Device = ...,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
-                 skip_white: float | str | None = ...) -> Image.Image: ...
+                 skip_white: float | str | None = ...,
+                 explain: Literal[False] = ...) -> Image.Image: ...
 @overload
-def denoise_page(img: np.ndarray | str | os.PathLike[str], *, dpi: DpiLike | None = ...,
-                 rescale: bool = ..., max_pixels: int | None = ..., guard: bool = ...,
+def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
+                 dpi: DpiLike | None = ..., rescale: bool = ...,
+                 max_pixels: int | None = ..., guard: bool = ...,
                  upscale: Upscale = ..., denoiser: Denoiser | None = ...,
-                 model: str | os.PathLike[str] | None = ...,
-                 device: Device = ..., batch_size: int = ..., overlap: int = ...,
+                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
+                 batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
-                 skip_white: float | str | None = ...) -> np.ndarray: ...
+                 skip_white: float | str | None = ...,
+                 explain: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def denoise_page(img: Image.Image, *,
+                 dpi: DpiLike | None = ..., rescale: bool = ...,
+                 max_pixels: int | None = ..., guard: bool = ...,
+                 upscale: Upscale = ..., denoiser: Denoiser | None = ...,
+                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
+                 batch_size: int = ..., overlap: int = ...,
+                 threads: int | None = ...,
+                 skip_white: float | str | None = ...,
+                 explain: Literal[True]) -> tuple[Image.Image, PageRecord]: ...
+@overload
+def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
+                 dpi: DpiLike | None = ..., rescale: bool = ...,
+                 max_pixels: int | None = ..., guard: bool = ...,
+                 upscale: Upscale = ..., denoiser: Denoiser | None = ...,
+                 model: str | os.PathLike[str] | None = ..., device: Device = ...,
+                 batch_size: int = ..., overlap: int = ...,
+                 threads: int | None = ...,
+                 skip_white: float | str | None = ...,
+                 explain: Literal[True]) -> tuple[np.ndarray, PageRecord]: ...
 
 
 def denoise_page(
@@ -118,7 +143,8 @@ def denoise_page(
     overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
     skip_white: float | str | None = "auto",
-) -> np.ndarray | Image.Image:
+    explain: bool = False,
+) -> np.ndarray | Image.Image | tuple[np.ndarray | Image.Image, PageRecord]:
     """Denoise one scanned page before OCR.
 
     ``img`` is one of:
@@ -165,6 +191,13 @@ def denoise_page(
     the model on every patch, blank ones too), and one is built per distinct
     set and kept (``get_denoiser``); giving both is a ``SettingsError``.
 
+    ``explain``: return ``(page, record)`` instead of the page alone, where
+    ``record`` is a frozen ``PageRecord``: what was done to the page
+    (``record.action``: ``"denoised"``, ``"left"`` as it came, ``"enlarged"``
+    or ``"enlarged+denoised"``), why (``record.rule``, a stable name, and
+    ``record.reason`` in words with the values measured) and the guard's
+    measurements. The page is the same bytes either way.
+
     Returns white paper = 255, ready for tesseract. The input is never
     modified. Every page takes the same path (``ocr_denoise.pipeline``), so an
     array, a file and an image of the same pixels and DPI give the same bytes.
@@ -173,21 +206,25 @@ def denoise_page(
     NaN/inf, floats outside [0, 1]) naming what was expected and what was given.
     """
     d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads, skip_white)
+    result: np.ndarray | Image.Image
     if pil.is_pil_image(img):
         own = pil.image_dpi(img)  # type: ignore[arg-type]
         page = pil.to_array(img)  # type: ignore[arg-type]
-        out = pipeline.denoise(d, page, _dpi(dpi, own, rescale), guard=guard, upscale=upscale)
+        out, rec = pipeline.explain(d, page, _dpi(dpi, own, rescale), guard=guard,
+                                    upscale=upscale)
         factor = out.shape[1] / page.shape[1]
-        return pil.to_image(out, own if factor == 1 else scaled_dpi(own, factor))
-    if isinstance(img, (str, os.PathLike)):
+        result = pil.to_image(out, own if factor == 1 else scaled_dpi(own, factor))
+    elif isinstance(img, (str, os.PathLike)):
         src = open_image(img, max_pixels=max_pixels)
         if src.pages > 1:
             raise PageError(f"{src.path}: has {src.pages} pages; denoise_page takes one "
                             "(use denoise_folder, which writes multi-page TIFFs)")
-        return pipeline.denoise(d, src.read(0), _dpi(dpi, src.dpi[0], rescale), guard=guard,
-                                upscale=upscale)
-    return pipeline.denoise(d, img, _dpi(dpi, None, rescale),  # type: ignore[arg-type]
-                            guard=guard, upscale=upscale)
+        result, rec = pipeline.explain(d, src.read(0), _dpi(dpi, src.dpi[0], rescale),
+                                       guard=guard, upscale=upscale)
+    else:
+        result, rec = pipeline.explain(d, img, _dpi(dpi, None, rescale),  # type: ignore[arg-type]
+                                       guard=guard, upscale=upscale)
+    return (result, rec) if explain else result
 
 
 def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,

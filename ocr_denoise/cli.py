@@ -120,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar; print only failures")
-    g.add_argument("-v", "--verbose", action="store_true", help="log every file")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log every file and what was done to it; -vv also each page's "
+                   "decision with the guard's measurements, and debug detail")
+    p.add_argument("--report", metavar="FILE", default=None,
+                   help="also write a JSON report: every file's status and every page's "
+                   "decision (denoised, left as it came, enlarged), its reason, the guard's "
+                   "measurements and seconds (schema in docs/cli.md)")
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the package's and the shipped model's versions and exit")
     return p
@@ -161,7 +167,8 @@ def _interrupt(signum: int, frame: object) -> None:  # SIGTERM: the same stop as
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    level = (logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose
+             else logging.ERROR if args.quiet else logging.WARNING)
     logging.basicConfig(level=level, format="ocr-denoise: %(message)s")
     import cv2  # this process is ours: decoder complaints become failure reasons instead
 
@@ -209,6 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stderr)
+    if args.report:
+        from .report import write_json
+
+        try:
+            write_json(report, args.report)
+        except OSError as e:
+            print(f"ocr-denoise: error: cannot write the report {args.report}: "
+                  f"{e.strerror or e}", file=sys.stderr)
+            return EXIT_FAILED
     if report.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED

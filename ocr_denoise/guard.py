@@ -177,10 +177,13 @@ class PageStats:
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether to keep the model's output, and why."""
+    """Whether to keep the model's output, and why: ``rule`` names the rule that
+    decided (a ``decision.RULES`` name, stable for programs), ``reason`` says it
+    in words with the values measured."""
 
     apply: bool
     reason: str
+    rule: str = ""
 
 
 def bands(height: int, width: int, budget: int | None = None) -> list[tuple[int, int]]:
@@ -314,26 +317,26 @@ def before(stats: PageStats, enlarged: bool = False) -> Decision:
     """Whether to run the model at all, from the measurements of the page as scanned;
     ``enlarged``: the pipeline enlarged it (``upscale``) before the model."""
     if stats.detail < SMOOTH:
-        return Decision(False, f"smooth page (detail {stats.detail:.2f} < {SMOOTH})")
+        return Decision(False, f"smooth page (detail {stats.detail:.2f} < {SMOOTH})", "smooth")
     if enlarged and ENLARGED:
-        return Decision(True, "small print enlarged")
+        return Decision(True, "small print enlarged", "enlarged")
     if stats.noise >= NOISE:
-        return Decision(True, f"noise on the paper ({stats.noise:.1f} >= {NOISE})")
+        return Decision(True, f"noise on the paper ({stats.noise:.1f} >= {NOISE})", "noise")
     if stats.fine_noise >= FINE_NOISE:
         return Decision(True, f"fine noise on the paper ({stats.fine_noise:.1f} >= "
-                              f"{FINE_NOISE})")
+                              f"{FINE_NOISE})", "fine-noise")
     if stats.stain >= STAIN:
-        return Decision(True, f"discoloured paper ({stats.stain:.2f} of the page)")
+        return Decision(True, f"discoloured paper ({stats.stain:.2f} of the page)", "stain")
     if stats.ink < FAINT and stats.grey >= FAINT_BLUR:
         return Decision(False, f"faint blurred print (ink level {stats.ink:.2f}, grey "
-                               f"{stats.grey:.3f} >= {FAINT_BLUR})")
+                               f"{stats.grey:.3f} >= {FAINT_BLUR})", "faint-blurred")
     if stats.grey >= GREY:
-        return Decision(True, f"grey damage ({stats.grey:.3f} of the page)")
+        return Decision(True, f"grey damage ({stats.grey:.3f} of the page)", "grey")
     if stats.ink < FAINT:
-        return Decision(True, f"faint ink (ink level {stats.ink:.2f} < {FAINT})")
+        return Decision(True, f"faint ink (ink level {stats.ink:.2f} < {FAINT})", "faint")
     return Decision(False, f"no damage the model removes (noise {stats.noise:.1f}, "
                            f"stain {stats.stain:.2f}, grey {stats.grey:.3f}, "
-                           f"ink {stats.ink:.2f})")
+                           f"ink {stats.ink:.2f})", "no-damage")
 
 
 def after(stats: PageStats, output_text_height: Callable[[], float | None],
@@ -343,14 +346,14 @@ def after(stats: PageStats, output_text_height: Callable[[], float | None],
     the input (the larger decides). Both are functions, called only where needed:
     with ``MIN_TEXT`` 0 or on a noisy page, neither is measured."""
     if stats.noise >= NOISY:
-        return Decision(True, f"noisy page (noise {stats.noise:.1f} >= {NOISY})")
+        return Decision(True, f"noisy page (noise {stats.noise:.1f} >= {NOISY})", "noisy")
     if MIN_TEXT <= 0:
-        return Decision(True, "no text-size rule")
+        return Decision(True, "no text-size rule", "no-text-rule")
     height = output_text_height()
     if height is not None and height < MIN_TEXT and input_text_height is not None:
         before_height = input_text_height()
         if before_height is not None:
             height = max(height, before_height)
     if height is not None and height < MIN_TEXT:
-        return Decision(False, f"small text ({height:.0f} px < {MIN_TEXT:.0f})")
-    return Decision(True, "text the size the model learnt")
+        return Decision(False, f"small text ({height:.0f} px < {MIN_TEXT:.0f})", "small-text")
+    return Decision(True, "text the size the model learnt", "text-size")

@@ -5,17 +5,24 @@ Every entry point ends here: ``denoise_page``, ``Denoiser.denoise``, folder runs
 page at the same DPI gives the same bytes whichever of them is used. Loading
 (files, PIL images) happens before, saving after; this module sees arrays.
 
-The stages, in order, one function each:
+The decisions come first, as a value; then the work carries them out. In order,
+one function each:
 
 1. ``normalise``: check the page (shape, dtype, values) before any work.
-2. ``rescale``: a page scanned above 600 DPI is resampled to 300 DPI, the scale
-   the model learnt (``ocr_denoise.rescale`` says why and what was measured).
-   With ``upscale`` (``enlargement``), a page of small text is enlarged instead,
-   and stays enlarged: the caller gets the bigger page and scales its DPI.
+2. The decisions (``ocr_denoise.decision.Plan``): the scale the page comes
+   out at, whether the model runs, and why.
+
+   - ``enlargement``: with ``upscale``, a page of small text is enlarged, and
+     stays enlarged: the caller gets the bigger page and scales its DPI.
+   - ``working_page``: that enlargement, or ``rescale``: a page scanned above
+     600 DPI is resampled to 300 DPI, the scale the model learnt
+     (``ocr_denoise.rescale`` says why).
+   - ``plan``: the guard (``ocr_denoise.guard``) measures the page (noise,
+     stains, grey damage, ink) and decides whether the model runs
+     (``guard.before``); a page it leaves comes out as it came in, as 8-bit
+     grey (``passthrough``).
 3. ``gray_rows``: the page as float32 gray in [0, 1], white = 1, produced one
    band of rows at a time, so no page-sized float copy is ever held.
-   The guard (``ocr_denoise.guard``) measures the page's noise here: a smooth
-   page comes out as it came in, as 8-bit grey at its own size (``passthrough``).
 4. ``flatten``: when the model asks (metadata ``preprocess=flatten-v1``), the
    paper background is divided out and the ink stretched (``ocr_denoise.flatten``).
 5. ``context``: when the model reads the page around each patch (metadata
@@ -23,17 +30,20 @@ The stages, in order, one function each:
 6. ``tile_infer_stitch``: overlapping P x P patches, denoised in batches by the
    ``Denoiser``'s session, blended back without seams (``ocr_denoise.tiling``);
    patches of blank paper come out white without the model (``skip_white``).
-   The guard measures the output's text size: text smaller than the model
-   learnt (on a page that is not noisy) comes out as it came in, too.
+   ``check``: the guard's after-check may still hand the page back (``guard.after``).
 7. ``restore``: back to the page's own size, as uint8 (white paper = 255).
 
-Later per-page decisions (which model, whether and where to denoise) belong
-here, between these stages.
+``explain`` returns the page with its ``decision.PageRecord`` (the plan plus
+what the after-check concluded); ``denoise`` the page alone. A new per-page
+choice (another model, another scale) is a field of the plan, decided in
+``plan``, not another branch among the stages.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -43,6 +53,7 @@ from . import context as page_context
 from . import flatten as page_flatten
 from . import guard as page_guard
 from . import rescale as page_rescale
+from .decision import PageRecord, Plan, record
 from .errors import SettingsError
 from .model import ModelSpec
 from .normalize import PageSpec, check_page, to_gray_float, to_uint8
@@ -91,7 +102,13 @@ class Rows:
 
 def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
             guard: bool = True, upscale: Upscale = None) -> np.ndarray:
-    """Denoise one page array with ``denoiser``'s model.
+    """Denoise one page array with ``denoiser``'s model: ``explain``'s page alone."""
+    return explain(denoiser, img, dpi, guard=guard, upscale=upscale)[0]
+
+
+def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
+            guard: bool = True, upscale: Upscale = None) -> tuple[np.ndarray, PageRecord]:
+    """Denoise one page array with ``denoiser``'s model, and say what was done.
 
     ``img``: H x W gray, H x W x 3 BGR or H x W x 4 BGRA (alpha composited onto
     white); uint8, uint16 or float in [0, 1]; any size from 1 x 1, any memory
@@ -101,46 +118,103 @@ def denoise(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     worse as they are (``ocr_denoise.guard``); False applies the model to every
     page. ``upscale``: None (the page keeps its size), ``"auto"`` (a page whose
     text is smaller than the model and tesseract read well is enlarged 2x first,
-    see ``guard.upscale_factor``) or an int factor >= 1. Returns an H x W uint8
-    page, white paper = 255, or (enlarged) kH x kW: the caller scales the DPI.
+    see ``guard.upscale_factor``) or an int factor >= 1.
 
-    Raises ``PageError`` / ``PageTypeError`` for an unusable page (before any
-    work), ``InferenceError`` if onnxruntime fails.
+    Returns the page, H x W uint8, white paper = 255, or (enlarged) kH x kW
+    (the caller scales the DPI), and its ``decision.PageRecord``: what was done
+    (denoised, left as it came, enlarged) and why.
+
+    The decisions come first, as a ``decision.Plan`` (``plan``); the stages
+    after it carry the plan out, and one check after the model may still hand
+    the page back (``check``). Raises ``PageError`` / ``PageTypeError`` for an
+    unusable page (before any work), ``InferenceError`` if onnxruntime fails.
     """
+    t0 = time.perf_counter()
     page = normalise(img)
     factor, scanned = enlargement(img, page, upscale)
-    if factor > 1:  # the page and its result at k times the size
-        # The guard judges the page as scanned: interpolation's grey edges are
-        # not damage (measured: a clean page enlarged read as grey-damaged).
-        if guard and scanned is None:
-            scanned = measure(gray_rows(img, page))
-        img = page_rescale.enlarged(img, factor)
-        page = work_spec = check_page(img)
-        work = img
-    else:
-        work, work_spec = rescale(img, page, dpi)
+    work, work_spec = working_page(img, page, dpi, factor)
     # The output first: a page too large for the memory left fails here, with a
     # MemoryError, before any work (not inside OpenCV with one of its own errors).
     out = np.empty((work_spec.height, work_spec.width), dtype=np.uint8)
-    rows = gray_rows(work, work_spec)
-    if factor == 1 and work is not img:  # rescaled: what auto measured is another page
-        scanned = None
-    levels = scanned[1] if factor == 1 and scanned else page_levels(rows, denoiser, guard)
-    stats = None
-    if guard:
-        stats = scanned[0] if scanned else page_guard.measure(rows.read, rows.height,
-                                                              rows.width, levels)
-    if stats is not None and not _keep(page_guard.before(stats, enlarged=factor > 1), rows):
-        return passthrough(img, page, out)
-    source = rows
-    rows = flatten(rows, denoiser, levels)
+    the_plan, levels = plan(img, page, work, work_spec, factor, scanned, guard)
+    guard_name = page_guard.NAME if guard else None
+    # A page handed back comes out as it came in: enlarged when the plan enlarged
+    # it, else at its own size (not the rescaled work).
+    back, back_spec = (work, work_spec) if the_plan.scale > 1 else (img, page)
+    if not the_plan.model:
+        result = passthrough(back, back_spec, out)
+        return result, record(the_plan, kept=False, guard=guard_name,
+                              seconds=time.perf_counter() - t0)
+    source = gray_rows(work, work_spec)
+    if levels is None:
+        levels = page_levels(source, denoiser, guard)
+    rows = flatten(source, denoiser, levels)
     windows = context(rows, denoiser)
     tile_infer_stitch(rows, windows, denoiser, out)
-    if stats is not None and not _keep(page_guard.after(
-            stats, lambda: page_guard.text_height(out),
-            lambda: page_guard.text_height(source.read, source.height, source.width)), rows):
-        return passthrough(img, page, out)
-    return restore(out, page)
+    verdict = check(the_plan, source, out) if guard else None
+    kept = verdict is None or verdict.apply
+    result = restore(out, work_spec if the_plan.scale > 1 else page) if kept \
+        else passthrough(back, back_spec, out)
+    return result, record(the_plan, kept=kept, guard=guard_name,
+                          seconds=time.perf_counter() - t0,
+                          after=(verdict.rule, verdict.reason) if verdict else None)
+
+
+def working_page(img: np.ndarray, page: PageSpec, dpi: object,
+                 factor: int) -> tuple[np.ndarray, PageSpec]:
+    """Stage 2a: the page the work is done on, and its description: enlarged
+    ``factor`` times (``enlargement``), or at the model's scale (``rescale``),
+    or the input itself."""
+    if factor > 1:
+        work = page_rescale.enlarged(img, factor)
+        return work, check_page(work)
+    return rescale(img, page, dpi)
+
+
+def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec, factor: int,
+         scanned: Measured | None, guard: bool
+         ) -> tuple[Plan, page_flatten.PageLevels | None]:
+    """Stage 2b, the decisions: the ``Plan`` for a page (``img``, described by
+    ``page``) whose work is done on ``work`` (``working_page``, enlarged
+    ``factor`` times or not), and the flatten levels of ``work`` if they were
+    measured (the model's flattening reuses them; None: not measured).
+    ``scanned``: the guard's measurements of ``img`` if ``enlargement`` took them.
+
+    The guard judges an enlarged page as scanned: interpolation's grey edges
+    are not damage (measured: a clean page enlarged read as grey-damaged).
+    """
+    levels = None
+    if factor > 1:
+        if guard and scanned is None:
+            scanned = measure(gray_rows(img, page))
+    else:
+        if work is not img:  # rescaled: what auto measured is another page
+            scanned = None
+        if guard and scanned is None:
+            scanned = measure(gray_rows(work, work_spec))
+        levels = scanned[1] if scanned else None
+    if not guard or scanned is None:
+        return Plan(factor, True, "guard-off",
+                    "the guard is off: the model runs on every page"), levels
+    stats = scanned[0]
+    decision = page_guard.before(stats, enlarged=factor > 1)
+    logger.debug("%s on a %dx%d page: %s (%s)", page_guard.NAME, work_spec.width,
+                 work_spec.height, "model" if decision.apply else "page left as it is",
+                 decision.reason)
+    return Plan(factor, decision.apply, decision.rule, decision.reason,
+                dataclasses.asdict(stats)), levels
+
+
+def check(the_plan: Plan, source: Rows, out: np.ndarray) -> page_guard.Decision:
+    """Stage 6b, the guard's after-check: whether the model's output (``out``,
+    at the work's size) replaces the page. ``source``: the page the model read."""
+    stats = page_guard.PageStats(**the_plan.measurements)
+    decision = page_guard.after(
+        stats, lambda: page_guard.text_height(out),
+        lambda: page_guard.text_height(source.read, source.height, source.width))
+    logger.debug("%s after the model: %s (%s)", page_guard.NAME,
+                 "output kept" if decision.apply else "page left as it is", decision.reason)
+    return decision
 
 
 def measure(rows: Rows) -> Measured:
@@ -210,14 +284,6 @@ def gray_rows(img: np.ndarray, page: PageSpec) -> Rows:
         return to_gray_float(img[y0:y1], page)
 
     return Rows(read, page.height, page.width)
-
-
-def _keep(decision: page_guard.Decision, rows: Rows) -> bool:
-    """Stage 3b / 6b, the guard (``ocr_denoise.guard``): whether the model runs
-    (before) and whether its output replaces the page (after)."""
-    logger.debug("%s on a %dx%d page: %s (%s)", page_guard.NAME, rows.width, rows.height,
-                 "model" if decision.apply else "page left as it is", decision.reason)
-    return decision.apply
 
 
 def passthrough(img: np.ndarray, page: PageSpec, buffer: np.ndarray | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ it adds the result to the report, logs it and advances the progress bar.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -14,7 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from .atomic import atomic_write
+from .decision import PageRecord, count_actions, summary_lines
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +34,12 @@ class FileResult:
     src: Path
     status: Status
     dst: Path | None = None
-    pages: int = 0  # pages denoised (a multi-page TIFF counts each page)
-    reason: str = ""  # why it failed, or a note on what was done
+    pages: int = 0  # pages processed (a multi-page TIFF counts each page)
+    reason: str = ""  # why it failed, or what was done ("left: no damage ...")
     text: Path | None = None  # the OCR text file written, with ``ocr=True``
+    #: What was done to each page and why (``done`` files whose pages ran through
+    #: the pipeline in this run; empty for skipped and failed ones).
+    decisions: tuple[PageRecord, ...] = ()
 
 
 @dataclass
@@ -57,6 +64,11 @@ class BatchReport:
         return sum(r.pages for r in self.done)
 
     @property
+    def decisions(self) -> list[PageRecord]:
+        """What was done to every page denoised in this run, in input order."""
+        return [d for r in self.done for d in r.decisions]
+
+    @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted
 
@@ -76,6 +88,7 @@ class BatchReport:
             f"({self.pages_per_second:.2f} pages/s, {self.jobs} job"
             f"{'s' if self.jobs != 1 else ''})"
         ]
+        lines += summary_lines(self.decisions)
         if self.failed:
             lines.append("failed:")
             lines += [f"  {r.src}: {r.reason}" for r in self.failed]
@@ -85,6 +98,50 @@ class BatchReport:
                 "command again to finish (existing outputs are skipped)"
             )
         return "\n".join(lines)
+
+
+#: The ``schema`` value of a run report (``to_json``); docs/cli.md
+#: has the JSON Schema it validates against.
+REPORT_SCHEMA = "ocr-denoise/run-report/1"
+
+
+def to_json(report: BatchReport) -> dict[str, Any]:
+    """A run's report as plain JSON values: the ``--report`` file.
+
+    ``files``: one object per input (done, skipped, failed, not started) with
+    its status and reason; ``pages``: one object per page denoised in this run,
+    with its input, output, page number (from 1), what was done (``action``),
+    why (``rule``, ``reason``, ``stage``), the guard's ``measurements`` and the
+    page's ``seconds``. docs/cli.md ("What was done to each page") has the schema.
+    """
+    files: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
+    for r in sorted(report.done + report.skipped + report.failed, key=lambda r: str(r.src)):
+        files.append({"input": str(r.src), "output": None if r.dst is None else str(r.dst),
+                      "status": r.status, "pages": r.pages, "reason": r.reason,
+                      "text": None if r.text is None else str(r.text)})
+        for i, d in enumerate(r.decisions):
+            pages.append({"input": str(r.src), "output": None if r.dst is None else str(r.dst),
+                          "page": i + 1, **d.as_dict()})
+    files += [{"input": str(p), "output": None, "status": "not-started", "pages": 0,
+               "reason": "the run was interrupted", "text": None} for p in report.not_started]
+    return {
+        "schema": REPORT_SCHEMA,
+        "ok": report.ok,
+        "interrupted": report.interrupted,
+        "seconds": round(report.seconds, 3),
+        "counts": {"done": len(report.done), "skipped": len(report.skipped),
+                   "failed": len(report.failed), "not_started": len(report.not_started),
+                   "pages": report.pages, **count_actions(report.decisions)},
+        "files": files,
+        "pages": pages,
+    }
+
+
+def write_json(report: BatchReport, path: str | os.PathLike[str]) -> None:
+    """Write ``to_json(report)`` to ``path`` atomically (never half-written)."""
+    data = json.dumps(to_json(report), indent=1, ensure_ascii=False).encode() + b"\n"
+    atomic_write(path, data)
 
 
 def result_sink(report: BatchReport, *, progress: bool,
@@ -115,8 +172,14 @@ def result_sink(report: BatchReport, *, progress: bool,
         if r.status == "failed":
             logger.warning("failed: %s: %s", r.src, r.reason)
         else:
-            logger.info("%s: %s -> %s%s", r.status, r.src, r.dst,
-                        f" ({r.pages} pages)" if r.pages > 1 else "")
+            logger.info("%s: %s -> %s%s%s", r.status, r.src, r.dst,
+                        f" ({r.pages} pages)" if r.pages > 1 else "",
+                        f": {r.reason}" if r.reason else "")
+            for i, d in enumerate(r.decisions):  # -vv: each page's decision and measurements
+                logger.debug("  page %d: %s (%s, %s check): %s; %s", i + 1, d.action, d.rule,
+                             d.stage, d.reason, ", ".join(
+                                 f"{k} {v:.3g}" for k, v in d.measurements.items()) or
+                             "not measured")
         if bar is not None:
             if r.pages > 1:
                 bar.total += r.pages - 1

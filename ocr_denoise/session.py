@@ -25,11 +25,12 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 
 from . import pipeline
+from .decision import PageRecord
 from .errors import (
     InferenceError,
     ModelError,
@@ -461,8 +462,18 @@ class Denoiser:
                                  f"values for a batch of {len(x)} patches")
         return y
 
+    @overload
+    def denoise(self, img: np.ndarray, *, dpi: object = ..., rescale: bool = ...,
+                guard: bool = ..., upscale: pipeline.Upscale = ...,
+                explain: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def denoise(self, img: np.ndarray, *, dpi: object = ..., rescale: bool = ...,
+                guard: bool = ..., upscale: pipeline.Upscale = ...,
+                explain: Literal[True]) -> tuple[np.ndarray, PageRecord]: ...
+
     def denoise(self, img: np.ndarray, *, dpi: object = None, rescale: bool = True,
-                guard: bool = True, upscale: pipeline.Upscale = None) -> np.ndarray:
+                guard: bool = True, upscale: pipeline.Upscale = None,
+                explain: bool = False) -> np.ndarray | tuple[np.ndarray, PageRecord]:
         """Denoise a page array; returns an H x W uint8 page (white = 255), or
         an enlarged one with ``upscale``.
 
@@ -478,10 +489,13 @@ class Denoiser:
         through ``ocr_denoise.pipeline``
         (in bands, ``workers`` at once, so memory beyond the input and output
         stays bounded by ``batch_size``, ``workers`` and the page width);
-        ``denoise_page(img, denoiser=d)`` gives the same bytes.
+        ``denoise_page(img, denoiser=d)`` gives the same bytes. ``explain``:
+        return ``(page, record)``, the ``decision.PageRecord`` saying what was
+        done to the page (denoised, left as it came, enlarged) and why.
         """
-        return pipeline.denoise(self, img, dpi if rescale else None, guard=guard,
-                                upscale=upscale)
+        page, rec = pipeline.explain(self, img, dpi if rescale else None, guard=guard,
+                                     upscale=upscale)
+        return (page, rec) if explain else page
 
 
 def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import images, pipeline, rescale
+from .decision import PageRecord, describe
 from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
 from .plan import Task, same_file, text_path
 from .report import FileResult
@@ -104,13 +105,15 @@ def _ocr(page: np.ndarray, options: RunOptions) -> str:
 
 
 def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
-             options: RunOptions) -> tuple[np.ndarray, images.Dpi | None]:
-    """Page ``index`` denoised, and the DPI to record with it (scaled if enlarged)."""
+             options: RunOptions) -> tuple[np.ndarray, images.Dpi | None, PageRecord]:
+    """Page ``index`` denoised, the DPI to record with it (scaled if enlarged),
+    and what was done to it."""
     dpi = src.dpi[index]
-    page = pipeline.denoise(denoiser, src.read(index), dpi if options.rescale else None,
-                            guard=options.guard, upscale=options.upscale)
+    page, rec = pipeline.explain(denoiser, src.read(index), dpi if options.rescale else None,
+                                 guard=options.guard, upscale=options.upscale)
+    logger.debug("%s page %d: %s: %s", src.path, index + 1, rec.action, rec.reason)
     factor = page.shape[1] / src.sizes[index][0]
-    return page, dpi if factor == 1 else rescale.scaled_dpi(dpi, factor)
+    return page, dpi if factor == 1 else rescale.scaled_dpi(dpi, factor), rec
 
 
 def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileResult:
@@ -145,21 +148,25 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
             return FileResult(task.src, "failed", dst,
                               reason=f"output {dst} would overwrite the input")
         texts = []
+        records = []
         if src.pages == 1:
-            page, dpi = _denoise(denoiser, src, 0, options)
+            page, dpi, rec = _denoise(denoiser, src, 0, options)
+            records.append(rec)
             images.write_image(dst, page, dpi=dpi)
             if text is not None:
                 texts.append(_ocr(page, options))
         else:
             with images.TiffPagesWriter(dst) as w:
                 for i in range(src.pages):
-                    page, dpi = _denoise(denoiser, src, i, options)
+                    page, dpi, rec = _denoise(denoiser, src, i, options)
+                    records.append(rec)
                     w.add(page, dpi=dpi)
                     if text is not None:
                         texts.append(_ocr(page, options))
         if text is not None:
             images.write_text(text, "\f".join(texts))  # form feed between pages, as tesseract
-        return FileResult(task.src, "done", dst, src.pages, text=text)
+        return FileResult(task.src, "done", dst, src.pages, describe(records), text,
+                          tuple(records))
     except ImageReadError as e:
         return FileResult(task.src, "failed", task.dst, reason=e.reason)
     except OSError as e:

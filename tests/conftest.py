@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_onnx_model, write_random_pages
+from helpers import make_onnx_graph_model, make_onnx_model, node, scalar, write_random_pages
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,17 @@ def identity_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def invert_model(tmp_path_factory) -> Path:
     return make_onnx_model(tmp_path_factory.mktemp("models") / "invert.onnx", "invert")
+
+
+@pytest.fixture(scope="session")
+def lighten_model(tmp_path_factory) -> Path:
+    """A real model that changes every page visibly but keeps its text's shapes:
+    y = min(x + 0.2, 1)."""
+    return make_onnx_graph_model(
+        tmp_path_factory.mktemp("models") / "lighten.onnx",
+        [node("Add", ["x", "d"], ["s"]), node("Min", ["s", "one"], ["y"])],
+        ["N", 28, 28, 1], ["N", 28, 28, 1],
+        initializers=[scalar("d", 0.2), scalar("one", 1.0)])
 
 
 @pytest.fixture

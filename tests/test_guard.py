@@ -10,7 +10,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import make_onnx_graph_model, node, scalar
 
 from ocr_denoise import Denoiser, RunOptions, denoise_folder, denoise_page, guard
 from ocr_denoise.images import read_image, write_image
@@ -29,17 +28,6 @@ def text(x_height: float, seed: int = 0, h: int = 400, w: int = 500) -> np.ndarr
 
 def rows_of(page: np.ndarray):
     return lambda a, b: page[a:b].astype(np.float32) / 255.0
-
-
-@pytest.fixture(scope="module")
-def lighten_model(tmp_path_factory):
-    """A real model that changes every page visibly but keeps its text's shapes:
-    y = min(x + 0.2, 1)."""
-    return make_onnx_graph_model(
-        tmp_path_factory.mktemp("guard") / "lighten.onnx",
-        [node("Add", ["x", "d"], ["s"]), node("Min", ["s", "one"], ["y"])],
-        ["N", 28, 28, 1], ["N", 28, 28, 1],
-        initializers=[scalar("d", 0.2), scalar("one", 1.0)])
 
 
 @pytest.mark.parametrize("sigma", [5.0, 20.0, 40.0])
