@@ -3,11 +3,13 @@ everything it returns is a plain numpy array for ``normalize`` to check.
 
 Reading happens in two steps so a hostile or broken file costs almost nothing:
 
-1. ``open_image`` reads the file's bytes and parses only its header with Pillow
-   (size, page count and DPI of every page), for the five formats we accept:
-   PNG, JPEG, TIFF, BMP and WebP. A page whose header declares more pixels than
+1. ``open_image`` reads the file's first bytes and refuses it unless they are
+   the signature of one of the five formats we accept (PNG, JPEG, TIFF, BMP,
+   WebP), then parses only its header with Pillow (size, page count and DPI of
+   every page) from the open file. A page whose header declares more pixels than
    ``max_pixels`` is refused here, before anything is decoded or allocated: a
-   30-byte PNG can declare 100000 x 100000 pixels (10 GB decoded).
+   30-byte PNG can declare 100000 x 100000 pixels (10 GB decoded). Only a file
+   that passes is read whole, so a 3 GB non-image costs 16 bytes of reading.
 2. ``SourceImage.read(i)`` decodes one page with OpenCV, exactly as stored
    (uint8 or uint16; gray, BGR or BGRA), the same array ``cv2.imread(path,
    cv2.IMREAD_UNCHANGED)`` gives, so files and arrays denoise identically.
@@ -79,8 +81,18 @@ def _clean_dpi(dpi: object) -> Dpi | None:
     return (x, y)
 
 
-def _parse_header(path: Path, data: bytes) -> tuple[str, list[tuple[int, int]], list[Dpi | None]]:
+#: Bytes read first: enough for every accepted format's signature (WebP's is 12).
+_PREFIX = 16
+
+
+def _parse_header(path: Path, f: BinaryIO) -> tuple[str, list[tuple[int, int]], list[Dpi | None]]:
     """Format name, (width, height) and DPI of every page, from headers only.
+
+    ``f``: the file, open for binary reading, positioned at its start and not
+    empty. Its first ``_PREFIX`` bytes decide the format; a file that starts
+    like none of the accepted formats is refused having read only those, and
+    the header of one that does is parsed from ``f`` (Pillow reads the header's
+    bytes, not the pixel data). ``f`` is left at an unspecified position.
 
     Calls the Pillow plugin of each accepted format directly rather than
     ``Image.open``: that parses the same header but skips Pillow's own global
@@ -90,7 +102,7 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[tuple[int, int]], 
     from PIL import Image
 
     Image.init()
-    prefix = data[:16]
+    prefix = f.read(_PREFIX)
     for fmt in READ_FORMATS:
         entry = Image.OPEN.get(fmt)
         if entry is None:  # pragma: no cover - Pillow built without this format
@@ -101,7 +113,7 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[tuple[int, int]], 
         try:
             with warnings.catch_warnings():  # e.g. "Corrupt EXIF": not our concern
                 warnings.simplefilter("ignore")
-                im = factory(io.BytesIO(data), str(path))
+                im = factory(_header_source(fmt, prefix, f), str(path))
             sizes: list[tuple[int, int]] = []
             dpis: list[Dpi | None] = []
             n = int(getattr(im, "n_frames", 1) or 1) if fmt == "TIFF" else 1
@@ -124,6 +136,23 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[tuple[int, int]], 
         path, "not a readable image (unsupported format or not an image; "
         "expected PNG, JPEG, TIFF, BMP or WebP)"
     )
+
+
+def _header_source(fmt: str, prefix: bytes, f: BinaryIO) -> BinaryIO:
+    """What Pillow's ``fmt`` plugin should parse the header from: ``f`` from its
+    start, except for WebP, which Pillow reads to the end of the file to parse:
+    it gets only the bytes the RIFF header says the image has (not trailing
+    junk, however large), and a RIFF size the file cannot hold is refused unread.
+    """
+    f.seek(0)
+    if fmt != "WEBP":
+        return f
+    riff = int.from_bytes(prefix[4:8], "little") + 8  # "RIFF", size, then that many bytes
+    have = os.fstat(f.fileno()).st_size
+    if not 20 <= riff <= have:
+        raise ValueError(f"RIFF header says the file has {riff:,} bytes, it has {have:,} "
+                         f"({'truncated' if riff > have else 'too small for an image'})")
+    return io.BytesIO(f.read(riff))
 
 
 @dataclass(frozen=True)
@@ -182,12 +211,14 @@ class SourceImage:
 
 def open_image(path: str | os.PathLike[str], *,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SourceImage:
-    """Read a file's bytes and check its headers; decode nothing.
+    """Check a file's headers, then read its bytes; decode nothing.
 
     Raises ``ImageReadError`` naming the file when it cannot be read, is empty,
     is not a PNG/JPEG/TIFF/BMP/WebP image or has a broken header, and
     ``ImageTooLargeError`` when a page declares more than ``max_pixels`` pixels
     (``None`` disables the check; OpenCV still refuses pages over 2**30 pixels).
+    Every check comes before the file is read whole, so a refused file, however
+    large, costs only its header's bytes.
     """
     p = Path(path)
     try:
@@ -196,15 +227,25 @@ def open_image(path: str | os.PathLike[str], *,
             raise ImageReadError(p, "is a directory, not an image file")
         if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
             raise ImageReadError(p, "not a regular file")
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            if not f.read(1):
+                raise ImageReadError(p, "file is empty (0 bytes)")
+            f.seek(0)
+            fmt, sizes, dpis = _parse_header(p, f)
+            _check_pixels(p, sizes, max_pixels)
+            f.seek(0)
+            data = f.read()
     except FileNotFoundError as e:
         kind = "dangling symbolic link" if p.is_symlink() else "no such file"
         raise ImageReadError(p, f"cannot read file: {kind}") from e
     except OSError as e:
         raise ImageReadError(p, f"cannot read file: {e.strerror or e}") from e
-    if not data:
-        raise ImageReadError(p, "file is empty (0 bytes)")
-    fmt, sizes, dpis = _parse_header(p, data)
+    return SourceImage(p, fmt, tuple(sizes), tuple(dpis), data)
+
+
+def _check_pixels(p: Path, sizes: list[tuple[int, int]], max_pixels: int | None) -> None:
+    """Raise ``ImageTooLargeError`` for the first page of ``sizes`` (from the
+    header of ``p``) with more than ``max_pixels`` pixels (None: no limit)."""
     if max_pixels is not None:
         for i, (w, h) in enumerate(sizes):
             if w * h > max_pixels:
@@ -215,7 +256,6 @@ def open_image(path: str | os.PathLike[str], *,
                     "would exhaust memory). If the page is genuine, raise the limit "
                     "with --max-pixels N (Python: max_pixels=N)"
                 )
-    return SourceImage(p, fmt, tuple(sizes), tuple(dpis), data)
 
 
 def read_image(path: str | os.PathLike[str], *,

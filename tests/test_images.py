@@ -126,6 +126,46 @@ def test_other_formats_that_opencv_reads_are_refused_by_name(tmp_path):
         read_image(path)
 
 
+def test_huge_non_images_are_refused_from_their_first_bytes_without_being_read(tmp_path):
+    # A 3 GB file named .png used to be read whole before its header was looked
+    # at (3.2 GB per worker). Sparse 4 GiB files cost no disk; the child runs
+    # under a 3 GiB address-space limit so reading one whole fails loudly
+    # instead of eating the machine's memory.
+    starts = {"zeros.png": b"", "png_then_junk.png": b"\x89PNG\r\n\x1a\n",
+              "webp_then_junk.png": b"RIFF\0\0\0\0WEBPVP8 "}
+    for name, start in starts.items():
+        with open(tmp_path / name, "wb") as f:
+            f.write(start)
+            f.truncate(4 * 2**30)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((4, 4), np.uint8))
+    script = textwrap.dedent(f"""
+        import resource
+        from ocr_denoise.images import open_image, ImageReadError
+        open_image({str(small)!r})  # warm up: load Pillow's plugins
+        for name in {sorted(starts)!r}:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            try:
+                open_image({str(tmp_path)!r} + "/" + name)
+                print("OPENED", name)
+            except ImageReadError as e:
+                grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+                print("REFUSED", grown * 1024, e, sep="\t")
+    """)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       preexec_fn=limit, cwd=REPO, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    lines = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["REFUSED"] * 3, r.stdout
+    for (_, grown, message), name in zip(lines, sorted(starts)):
+        assert message.startswith(f"{tmp_path / name}: not a readable image")
+        assert int(grown) < 32 * 2**20, (name, grown)  # peak RSS growth: not the file
+
+
 # -- the pixel limit ---------------------------------------------------------------
 
 
