@@ -155,6 +155,34 @@ def _header_source(fmt: str, prefix: bytes, f: BinaryIO) -> BinaryIO:
     return io.BytesIO(f.read(riff))
 
 
+def _png_damage(data: bytes) -> str | None:
+    """What is wrong with the PNG stream ``data`` that libpng would stop on, or
+    None: it ends before its IEND chunk, or a critical chunk's (IHDR, PLTE,
+    IDAT, IEND) CRC does not match.
+
+    Checked before OpenCV decodes, because libpng prints a ``libpng error:``
+    line straight to the process's stderr for these (through the progress bar,
+    past logging) before OpenCV returns nothing. Ancillary chunks (lower-case
+    first letter) with a bad CRC are left to libpng, which skips them: such a
+    file still decodes. Costs one CRC pass over the file, no decoding.
+    """
+    view = memoryview(data)
+    pos = 8  # after the signature
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > len(data):
+            break
+        kind = bytes(view[pos + 4:pos + 8])
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if kind[:1].isupper() and zlib.crc32(view[pos + 4:end - 4]) != crc:
+            return f"corrupt: the {kind.decode('latin-1')} chunk's checksum does not match"
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "truncated: the PNG stream ends before its IEND chunk"
+
+
 @dataclass(frozen=True)
 class SourceImage:
     """An image file whose headers have been checked; pages are decoded on demand.
@@ -179,6 +207,8 @@ class SourceImage:
         uint8 or uint16 (float for float TIFFs), exactly as stored."""
         if not 0 <= index < self.pages:
             raise IndexError(f"{self.path}: page {index} of {self.pages}")
+        if self.format == "PNG" and (damage := _png_damage(self.data)):
+            raise ImageReadError(self.path, f"not a readable image ({damage})")
         buf = np.frombuffer(self.data, np.uint8)
         try:
             if self.pages == 1:

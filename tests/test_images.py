@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import resource
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import cv2
@@ -124,6 +126,41 @@ def test_other_formats_that_opencv_reads_are_refused_by_name(tmp_path):
     cv2.imwrite(str(path), np.zeros((4, 4), np.uint8))
     with pytest.raises(ImageReadError, match="expected PNG, JPEG, TIFF, BMP or WebP"):
         read_image(path)
+
+
+def _png_chunk(kind: bytes, body: bytes, *, crc_ok: bool = True) -> bytes:
+    crc = zlib.crc32(kind + body) ^ (0 if crc_ok else 1)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "IDAT checksum", "no IEND"])
+def test_damaged_png_is_refused_without_libpng_printing_to_stderr(tmp_path, rng, capfd,
+                                                                  damage):
+    # libpng wrote "libpng error: ..." straight to stderr (through the progress
+    # bar) before OpenCV gave up on such a file.
+    png = cv2.imencode(".png", rng.integers(0, 256, (60, 80), dtype=np.uint8))[1].tobytes()
+    idat = png.index(b"IDAT") + 8  # the first byte of the first IDAT's data
+    data = {"cut in half": png[: len(png) // 2],
+            "IDAT checksum": png[:idat] + bytes([png[idat] ^ 0xFF]) + png[idat + 1:],
+            "no IEND": png[:-12]}[damage]
+    path = tmp_path / "damaged.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageReadError) as e:
+        read_image(path)
+    assert e.value.path == path
+    assert ("truncated" if damage != "IDAT checksum" else "IDAT") in e.value.reason
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_png_with_a_damaged_ancillary_chunk_still_reads(tmp_path, rng):
+    # libpng skips an ancillary chunk (lower-case first letter) whose checksum is
+    # wrong and decodes the page: so do we. (Before the pixel data it is in the
+    # header, which Pillow refuses.)
+    page = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    png = cv2.imencode(".png", page)[1].tobytes()
+    bad = _png_chunk(b"tEXt", b"note\0damaged in transit", crc_ok=False)
+    (tmp_path / "p.png").write_bytes(png[:-12] + bad + png[-12:])  # before IEND
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), page)
 
 
 def test_huge_non_images_are_refused_from_their_first_bytes_without_being_read(tmp_path):
