@@ -37,7 +37,7 @@ from .plan import (
     split_skipped,
     tasks_from_pairs,
 )
-from .report import BatchReport, FileResult, finish_report, result_sink
+from .report import BatchReport, FileResult, finish_report, result_sink, shown
 from .work import RunOptions
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def denoise_folder(
     run_with = _executor(executor, jobs, scheduler)
     tasks, failures = plan(src, dst, recursive=recursive, suffix=suffix, format=format)
     if not tasks and not failures:
-        logger.warning("no image files found in %s", src)
+        logger.warning("no image files found in %s", shown(src))
     return run(tasks, failures, opts, run_with, progress=progress, t0=t0)
 
 

@@ -22,7 +22,7 @@ from typing import Union
 from . import images
 from .atomic import remove_stale_temps
 from .errors import SettingsError
-from .report import FileResult
+from .report import FileResult, shown
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,8 @@ def plan(
         if f.root is not None and out_dir.resolve() == loc.parent and suffix:
             stem = f.path.stem
             if stem.endswith(suffix) and f.path.suffix.lower() in (ext, ".tif"):
-                logger.debug("not reading %s: named like an output of this command", f.path)
+                logger.debug("not reading %s: named like an output of this command",
+                             shown(f.path))
                 continue
         tasks.append(Task(f.path, out_dir / _output_name(f.path, suffix, ext)))
     return check_tasks(tasks, errors)
@@ -338,5 +339,5 @@ def prepare_output_folders(todo: list[Task]) -> list[Path]:
     for folder in out_dirs:
         folder.mkdir(parents=True, exist_ok=True)
         for p in remove_stale_temps(folder):
-            logger.info("removed %s, left by an interrupted run", p)
+            logger.info("removed %s, left by an interrupted run", shown(p))
     return out_dirs

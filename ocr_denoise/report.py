@@ -22,6 +22,18 @@ from .decision import PageRecord, count_actions, summary_lines
 
 logger = logging.getLogger(__name__)
 
+
+def shown(text: object) -> str:
+    """``str(text)`` fit for one log line: a file name (or a reason quoting one)
+    with a newline or another unprintable character (``a\\nb``, a stray byte
+    decoded as ``\\udcff``) gets Python's escapes for them, so a name cannot
+    start a forged line such as ``ocr-denoise: done: ...``; printable text is
+    unchanged."""
+    s = str(text)
+    return s if s.isprintable() else "".join(
+        c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
 Status = Literal["done", "skipped", "failed"]
 #: Receives each file's result as it is known.
 OnResult = Callable[["FileResult"], None]
@@ -91,7 +103,7 @@ class BatchReport:
         lines += summary_lines(self.decisions)
         if self.failed:
             lines.append("failed:")
-            lines += [f"  {r.src}: {r.reason}" for r in self.failed]
+            lines += [f"  {shown(r.src)}: {shown(r.reason)}" for r in self.failed]
         if self.interrupted:
             lines.append(
                 f"interrupted: {len(self.not_started)} file(s) not started; run the same "
@@ -170,11 +182,11 @@ def result_sink(report: BatchReport, *, progress: bool,
     def on_result(r: FileResult) -> None:
         report.add(r)
         if r.status == "failed":
-            logger.warning("failed: %s: %s", r.src, r.reason)
+            logger.warning("failed: %s: %s", shown(r.src), shown(r.reason))
         else:
-            logger.info("%s: %s -> %s%s%s", r.status, r.src, r.dst,
+            logger.info("%s: %s -> %s%s%s", r.status, shown(r.src), shown(r.dst),
                         f" ({r.pages} pages)" if r.pages > 1 else "",
-                        f": {r.reason}" if r.reason else "")
+                        f": {shown(r.reason)}" if r.reason else "")
             for i, d in enumerate(r.decisions):  # -vv: each page's decision and measurements
                 logger.debug("  page %d: %s (%s, %s check): %s; %s", i + 1, d.action, d.rule,
                              d.stage, d.reason, ", ".join(
