@@ -7,6 +7,8 @@ EXTRAS=${EXTRAS:-dev,train,ocr,ocrmypdf,dask}
 
 need=()
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr tesseract-ocr-eng)
+# German: the archive pages benchmarks/real_scans.py reads (ehri, -l deu)
+[ -n "$(find /usr/share/tesseract-ocr -name deu.traineddata 2>/dev/null | head -1)" ] || need+=(tesseract-ocr-deu)
 [ -e /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v gs >/dev/null 2>&1 || need+=(ghostscript)
