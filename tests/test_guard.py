@@ -106,15 +106,35 @@ def test_grey_is_text_showing_through_not_the_edges_of_small_or_blurred_print():
         assert stats_of(page).grey < guard.GREY
 
 
-def test_fine_noise_is_grain_not_the_edges_of_tiny_print_nor_specks():
+def test_grey_on_a_soft_page_is_the_blur_of_its_letters_not_damage(monkeypatch):
+    rng = np.random.default_rng(2)
+    clean = synth.render_page(rng, 400, 500, x_height=24, ink=0.1, margin=20).clean
+    through = stats_of(u8(synth.bleed_through(clean, rng, 0.8)))  # sharp letters, grey behind
+    blurred = u8(cv2.GaussianBlur(clean, (0, 0), 3.0)) + rng.normal(0, 0.6, clean.shape)
+    soft = stats_of(np.clip(blurred, 0, 255).astype(np.uint8))  # a phone capture's blur
+    monkeypatch.setattr(guard, "GREY_SHARP", 0.7)
+    assert through.grey >= guard.GREY and through.detail >= guard.GREY_SHARP
+    assert guard.before(through).apply and guard.before(through).rule == "grey"
+    assert soft.grey >= guard.GREY and soft.detail < guard.GREY_SHARP
+    assert not guard.before(soft).apply
+    monkeypatch.setattr(guard, "GREY_SHARP", 0.0)  # guard-v3: the soft page went to the model
+    assert guard.before(soft).apply
+
+
+def test_fine_noise_is_grain_not_the_edges_of_tiny_print_nor_specks(monkeypatch):
     rng = np.random.default_rng(4)
     small = text(6)  # sharp 6-px serif: its hairlines read as noise to ``noise``
     grainy = np.clip(text(16) + rng.normal(0, 3, (400, 500)), 0, 255).astype(np.uint8)
     specks = u8(synth.salt_pepper(text(16) / 255.0, rng, 0.5))
-    assert stats_of(small).fine_noise < guard.FINE_NOISE <= stats_of(grainy).fine_noise
-    assert stats_of(specks).fine_noise < guard.FINE_NOISE
+    assert stats_of(small).fine_noise < 1.2 <= stats_of(grainy).fine_noise
+    assert stats_of(specks).fine_noise < 1.2
     assert stats_of(specks).noise >= guard.NOISE  # specks: ``noise`` sees them
-    assert guard.before(stats_of(grainy)).apply and guard.before(stats_of(specks)).apply
+    assert guard.before(stats_of(specks)).apply
+    # guard-v4: grain alone no longer sends a page to the model (on real scans it is
+    # JPEG ringing and paper grain, which the model made read worse); guard-v3 did
+    assert not guard.before(stats_of(grainy)).apply
+    monkeypatch.setattr(guard, "FINE_NOISE", 1.2)
+    assert guard.before(stats_of(grainy)).apply
 
 
 def test_faint_ink_goes_to_the_model_and_dark_ink_does_not():
