@@ -63,14 +63,14 @@ The rule, with thresholds chosen on selection pages only
 (``benchmarks/guard_select.py``; docs/benchmarks.md has the figures):
 
 1. ``before``: a very smooth page (``detail < SMOOTH``: the strongest blur) is
-   left as it is: the model sharpens nothing and made such pages read worse.
-   So is a page with none of the damage the model removes (``noise <
-   NOISE``, ``fine_noise < FINE_NOISE``, ``stain < STAIN``, ``grey <
-   GREY`` or ``detail < GREY_SHARP``, ``ink >= FAINT``): on such pages, real
-   scans above all, it only erodes letters. The model does not even run on
-   them. Nor on faint print that is also blurred (``ink < FAINT`` with
-   ``grey >= FAINT_BLUR`` and no noise nor stain: photocopies, soft low-contrast scans), whose letters it erases
-   (guard-v3). guard-v4, chosen so that no real source (forms, receipts,
+   left as it is: the model sharpens nothing and made such pages read worse. So
+   is a page with none of the damage the model removes (``noise < NOISE``,
+   ``fine_noise < FINE_NOISE``, ``stain < STAIN``, ``grey < GREY`` or ``detail
+   < GREY_SHARP``, ``ink >= FAINT``): on such pages, real scans above all, it
+   only erodes letters. The model does not even run on them. Nor on faint print
+   that is also blurred (``ink < FAINT`` with ``grey >= FAINT_BLUR`` and no
+   noise nor stain: photocopies, soft low-contrast scans), whose letters it
+   erases (guard-v3). guard-v4, chosen so that no real source (forms, receipts,
    archive pages) reads worse than raw on its selection pages, asks for more:
    fine noise alone no longer counts (on real scans it is JPEG ringing and
    paper grain), discoloured paper must cover ``STAIN`` (0.3) of the page, and
