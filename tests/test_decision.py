@@ -181,3 +181,14 @@ def test_a_report_that_does_not_validate_is_caught_by_the_schema():
                       "guard": None, "measurements": {}, "seconds": 0.0}]}
     with pytest.raises(jsonschema.ValidationError, match="blurred"):
         jsonschema.validate(bad, report_schema())
+
+
+def test_the_python_api_example_runs_and_prints_what_its_comments_say(capsys):
+    from helpers import doc_block
+
+    code = doc_block("docs/python-api.md", "## What was done to a page")
+    exec(compile(code, "python-api.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "left no-damage"
+    assert lines[1].startswith("no damage the model removes (noise ")
+    assert lines[2] == "denoised noise"
