@@ -55,9 +55,16 @@ def test_a_rule_that_makes_real_scans_worse_is_not_chosen(monkeypatch):
     for i in range(20):  # real forms the model makes worse, with noise on the paper
         rows.append({**rows[i], "set": "funsd", "kind": "funsd", "page": f"f{i}",
                      "noise": 7.0, "fine_noise": 0.2, "raw": 10.0, "model": 30.0})
+    for i in range(20):  # real receipts the model makes worse, on discoloured paper
+        rows.append({**rows[i], "set": "sroie", "kind": "sroie", "page": f"s{i}",
+                     "noise": 0.5, "fine_noise": 0.2, "stain": 0.2, "grey": 0.0,
+                     "ink": 0.9, "detail": 3.0, "raw": 10.0, "model": 20.0})
     best, ok, _ = guard_select.choose(guard_select.Table(rows))
-    assert ok and best["funsd"][0] <= 0.0 and best["funsd"][2] <= 0.2
+    assert ok and set(best["real"]) == {"funsd", "sroie"}
+    for mean, _, high in best["real"].values():  # every real source, not just one
+        assert mean <= 0.0 and high <= 0.2
     assert best["rule"].noise > 7.0  # the noise that fakes damage on those forms is let go
+    assert best["rule"].stain > 0.2  # and the discoloured paper of those receipts
 
 
 def test_the_searched_fields_are_the_rules_fields_and_the_guards_thresholds():
@@ -65,3 +72,4 @@ def test_the_searched_fields_are_the_rules_fields_and_the_guards_thresholds():
     assert set(guard_select.FIELDS) == {f.name for f in dataclasses.fields(guard_select.Rule)}
     assert guard_select.Rule().faint_blur == guard.FAINT_BLUR
     assert guard_select.Rule().min_text == guard.MIN_TEXT
+    assert guard_select.Rule().grey_sharp == guard.GREY_SHARP
