@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import venv
+import zipfile
 
 from helpers import REPO
 
@@ -31,10 +32,18 @@ print("OK", ocr_denoise.__version__)
 
 def test_wheel_installs_and_denoises_without_tensorflow(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-w", str(dist), str(REPO)], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-w", str(dist), str(REPO)], check=True,
+                           capture_output=True, text=True, timeout=300)
     wheels = list(dist.glob("ocr_denoise-*.whl"))
     assert len(wheels) == 1
+    # The project's own packaging warns about nothing (a user reads warnings as "broken").
+    log = built.stdout + built.stderr
+    assert "Warning" not in log and "deprecated" not in log and "absent" not in log, log
+    with zipfile.ZipFile(wheels[0]) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith("dist-info/METADATA")))
+    for field in (b"Author: ", b"License-Expression: MIT", b"Keywords: ", b"Classifier: "):
+        assert field in meta, field
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
