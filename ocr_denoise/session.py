@@ -135,12 +135,81 @@ def white_level(value: object, shipped: bool) -> float | None:
     return float(value)
 
 
+#: Where the cgroup file systems are mounted; a test points it at a folder of its own.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: The file naming this process's cgroups (``0::/path`` for v2, ``N:cpu,...:/path`` for v1).
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
 def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset/cgroup affinity)."""
+    """CPU cores this process may use: its affinity (taskset, cpuset), capped by a
+    cgroup CPU quota (``docker run --cpus 2``, systemd ``CPUQuota=``); at least 1.
+
+    The affinity alone sees every host core in a container limited by a quota,
+    which would run a band per host core on two cores' worth of time.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    return max(1, min(cores, quota) if quota is not None else cores)
+
+
+def cgroup_cpu_limit(root: Path | None = None, proc_cgroup: Path | None = None) -> int | None:
+    """The CPU quota of this process's cgroup in whole cores (rounded up, at
+    least 1), or None where there is none or nothing can be read.
+
+    ``root`` (default ``CGROUP_ROOT``) holds cgroup v2's ``cpu.max`` (``"200000
+    100000"``: quota and period in microseconds; ``"max ..."``: no quota) or v1's
+    ``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (quota -1: none). The
+    process's own cgroup (from ``proc_cgroup``, default ``PROC_CGROUP``) and
+    every folder above it up to ``root`` are read, so a quota on a parent slice
+    counts too; inside a container the root is usually the container's own cgroup.
+    The smallest quota found wins.
+    """
+    root = CGROUP_ROOT if root is None else root
+    proc_cgroup = PROC_CGROUP if proc_cgroup is None else proc_cgroup
+    v2_path, v1_path = "/", "/"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in proc_cgroup.read_text().splitlines():
+            _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+            if controllers == "":
+                v2_path = path or "/"
+            elif "cpu" in controllers.split(","):
+                v1_path = path or "/"
+    limits = []
+    for base, path, files in (
+        (root, v2_path, ("cpu.max",)),
+        (root / "cpu", v1_path, ("cpu.cfs_quota_us", "cpu.cfs_period_us")),
+        (root / "cpu,cpuacct", v1_path, ("cpu.cfs_quota_us", "cpu.cfs_period_us")),
+    ):
+        parts = [p for p in path.split("/") if p and p != ".."]
+        for depth in range(len(parts), -1, -1):
+            limit = _quota_cores(base.joinpath(*parts[:depth]), files)
+            if limit is not None:
+                limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _quota_cores(folder: Path, files: tuple[str, ...]) -> int | None:
+    """Whole cores (rounded up) of the quota in ``folder``'s v2 ``cpu.max`` or v1
+    quota/period pair named by ``files``; None if absent, unlimited or unreadable."""
+    try:
+        if len(files) == 1:
+            fields = (folder / files[0]).read_text().split()
+            quota_text, period_text = fields[0], fields[1] if len(fields) > 1 else "100000"
+        else:
+            quota_text = (folder / files[0]).read_text().strip()
+            period_text = (folder / files[1]).read_text().strip()
+        if quota_text == "max":
+            return None
+        quota, period = int(quota_text), int(period_text)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if quota <= 0 or period <= 0:  # v1 writes -1 for "no quota"
+        return None
+    return max(1, -(-quota // period))
 
 
 def positive_int(name: str, value: object) -> int:

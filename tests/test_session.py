@@ -520,3 +520,61 @@ def test_callers_on_many_threads_share_the_denoisers_cores(rng, monkeypatch):
     for t in threads:
         t.join()
     assert most[0] == 2
+
+
+# -- cores: affinity capped by a cgroup CPU quota (issue 34) ---------------------------
+
+
+def _cgroup(tmp_path, files: dict[str, str], own: str = "0::/\n"):
+    """A fake cgroup mount under tmp_path with ``files`` (relative path -> text), and
+    a /proc/self/cgroup naming ``own``; returns (root, proc_cgroup)."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(own)
+    return root, proc
+
+
+@pytest.mark.parametrize("files, own, want", [
+    ({"cpu.max": "200000 100000\n"}, "0::/\n", 2),          # docker run --cpus 2 (v2)
+    ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),          # --cpus 1.5: rounded up
+    ({"cpu.max": "50000 100000\n"}, "0::/\n", 1),           # half a core: at least 1
+    ({"cpu.max": "max 100000\n"}, "0::/\n", None),          # no quota
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+     "4:cpu,cpuacct:/\n", 3),                               # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+     "4:cpu,cpuacct:/\n", None),                            # v1, no quota
+    ({"system.slice/cpu.max": "100000 100000\n",
+      "system.slice/x.service/cpu.max": "400000 100000\n"},
+     "0::/system.slice/x.service\n", 1),                    # a parent's quota counts
+    ({}, "0::/\n", None),                                   # no cgroup files at all
+    ({"cpu.max": "garbage\n"}, "0::/\n", None),             # unreadable: ignored
+])
+def test_cgroup_cpu_limit_reads_v2_and_v1_quotas(tmp_path, files, own, want):
+    from ocr_denoise.session import cgroup_cpu_limit
+    root, proc = _cgroup(tmp_path, files, own)
+    assert cgroup_cpu_limit(root, proc) == want
+
+
+def test_available_cores_is_the_affinity_capped_by_the_cgroup_quota(tmp_path, monkeypatch):
+    """A container limited to 2 CPUs with every host core in its affinity gets 2
+    cores; without a quota, or with missing files, the affinity; never below 1."""
+    from ocr_denoise import session
+    affinity = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(session.os, "sched_getaffinity", lambda pid: set(range(64)))
+    root, proc = _cgroup(tmp_path, {"cpu.max": "200000 100000\n"})
+    monkeypatch.setattr(session, "CGROUP_ROOT", root)
+    monkeypatch.setattr(session, "PROC_CGROUP", proc)
+    assert session.available_cores() == 2
+    (root / "cpu.max").write_text("max 100000\n")
+    assert session.available_cores() == 64
+    (root / "cpu.max").unlink()
+    assert session.available_cores() == 64
+    monkeypatch.setattr(session.os, "sched_getaffinity", lambda pid: set(range(affinity)))
+    (root / "cpu.max").write_text("6400000 100000\n")  # a quota above the affinity
+    assert session.available_cores() == affinity
+    monkeypatch.setattr(session, "PROC_CGROUP", tmp_path / "absent")
+    assert session.available_cores() == affinity
