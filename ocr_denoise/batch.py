@@ -21,6 +21,7 @@ disk never leaves a partial file under a final name.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Union
@@ -91,7 +92,8 @@ def denoise_folder(
     run_with = _executor(executor, jobs, scheduler)
     tasks, failures = plan(src, dst, recursive=recursive, suffix=suffix, format=format)
     if not tasks and not failures:
-        logger.warning("no image files found in %s", shown(src))
+        logger.info("no image files found in %s", ", ".join(
+            shown(s) for s in ([src] if isinstance(src, (str, os.PathLike)) else src)))
     return run(tasks, failures, opts, run_with, progress=progress, t0=t0)
 
 

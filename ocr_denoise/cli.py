@@ -33,7 +33,8 @@ examples:
 Existing outputs are skipped (run the same command again to resume an
 interrupted run); --overwrite redoes them.
 exit status: 0 all done, 1 some file failed (listed on stderr), 2 the run could
-not start, 130 interrupted.
+not start (nothing found, a missing input, a PDF, a --lang tesseract lacks...),
+130 interrupted. Also: python -m ocr_denoise.
 """
 
 
@@ -160,6 +161,52 @@ def _single_file(args: argparse.Namespace) -> bool:
             and out.suffix.lower() in WRITE_EXTENSIONS)
 
 
+def _preflight(args: argparse.Namespace) -> str | None:
+    """What stops a run before it starts, in the user's words (None: nothing):
+    an input that does not exist, a PDF (the OCRmyPDF plugin reads those), an
+    OCR language tesseract does not have. Checked before any page is denoised."""
+    for given in args.inputs:
+        p = Path(given)
+        if not (p.exists() or p.is_symlink()) and not any(c in given for c in "*?["):
+            return f"no such file or folder: {given}"
+        if p.suffix.lower() == ".pdf" and p.is_file():
+            return (f"{given} is a PDF; ocr-denoise reads page images (PNG, JPEG, TIFF, BMP, "
+                    "WebP). For PDFs use OCRmyPDF with this package's plugin: "
+                    "pip install 'ocr-denoise[ocrmypdf]', then ocrmypdf --denoise IN.pdf "
+                    "OUT.pdf")
+    if args.ocr:
+        from .ocr import available_languages, missing_languages
+
+        missing = missing_languages(args.lang)
+        if missing:
+            return (f"--lang {args.lang}: tesseract has no {'+'.join(missing)}; it has "
+                    f"{', '.join(available_languages())} (Debian: apt install "
+                    f"tesseract-ocr-{missing[0]})")
+    return None
+
+
+def _nothing_found(args: argparse.Namespace) -> str:
+    """Why a run found no input, and where PDFs were, if any."""
+    where = ", ".join(args.inputs)
+    pdfs = [p for given in args.inputs if Path(given).is_dir()
+            for p in Path(given).glob("*.pdf")]
+    hint = (f"; {len(pdfs)} PDF file(s) there: for PDFs use OCRmyPDF with "
+            "--denoise (pip install 'ocr-denoise[ocrmypdf]')") if pdfs else ""
+    return (f"no image files (.png .jpg .jpeg .tif .tiff .bmp .webp) found in {where}"
+            f"{' (add -r for subfolders)' if not args.recursive else ''}{hint}")
+
+
+def _in_cli_words(e: Exception) -> str:
+    """An error from the Python API, said in the command line's words."""
+    from .errors import ProviderError
+
+    if isinstance(e, ProviderError) and "cuda" in str(e).lower():
+        return ("--device cuda: no CUDA GPU is usable here (this onnxruntime offers no CUDA "
+                "provider, or it failed to start; install the 'gpu' extra on a machine with "
+                "an NVIDIA GPU), or use --device cpu or --device auto")
+    return str(e)
+
+
 def _interrupt(signum: int, frame: object) -> None:  # SIGTERM: the same stop as Ctrl-C
     raise KeyboardInterrupt
 
@@ -177,6 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .work import RunOptions
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+    try:
+        problem = _preflight(args)
+    except Exception as e:  # tesseract missing or unusable
+        problem = str(e)
+    if problem:
+        print(f"ocr-denoise: error: {problem}", file=sys.stderr)
+        return EXIT_SETUP
+    for given in args.inputs:
+        if "**" in given and not args.recursive:
+            print(f"ocr-denoise: warning: ** in {given} matches one folder level without "
+                  "-r (--recursive)", file=sys.stderr)
 
     options = RunOptions(model=args.model, device=args.device, overwrite=args.overwrite,
                          ocr=args.ocr, ocr_lang=args.lang, max_pixels=args.max_pixels,
@@ -209,11 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as e:  # the run could not start: model, device, tesseract, arguments
         logging.getLogger(__name__).debug("setup failure", exc_info=True)
-        print(f"ocr-denoise: error: {e}", file=sys.stderr)
+        print(f"ocr-denoise: error: {_in_cli_words(e)}", file=sys.stderr)
         return EXIT_SETUP
     finally:
         signal.signal(signal.SIGTERM, previous)
 
+    if not (report.done or report.skipped or report.failed or report.interrupted):
+        print(f"ocr-denoise: error: {_nothing_found(args)}", file=sys.stderr)
+        return EXIT_SETUP
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stderr)
     if args.report:

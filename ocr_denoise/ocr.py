@@ -53,3 +53,26 @@ def tesseract_text(img: np.ndarray, *, lang: str = "eng", config: str = "") -> s
     if img.ndim == 3:
         img = img[..., ::-1]  # BGR -> RGB for PIL
     return pytesseract.image_to_string(np.ascontiguousarray(img), lang=lang, config=config)
+
+
+def available_languages() -> list[str]:
+    """The languages the installed tesseract reads (``tesseract --list-langs``),
+    sorted; ``MissingDependencyError`` when tesseract cannot be run."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True,
+                           timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise MissingDependencyError(f"--ocr needs the tesseract program (Debian: apt install "
+                                     f"tesseract-ocr): {e}") from e
+    lines = (r.stdout + r.stderr).splitlines()
+    return sorted(x.strip() for x in lines if x.strip() and not x.startswith("List of"))
+
+
+def missing_languages(lang: str) -> list[str]:
+    """The parts of a tesseract ``lang`` setting (``"eng+deu"``) that tesseract does
+    not have: a run with ``--ocr`` checks this before denoising anything, instead of
+    failing every page afterwards."""
+    have = set(available_languages())
+    return [part for part in lang.split("+") if part and part not in have]

@@ -324,6 +324,7 @@ def test_cuda_without_a_gpu_is_one_clear_error_before_any_output(tmp_path, make_
     r = run(src, "-o", tmp_path / "out", "--device", "cuda")
     assert r.returncode == 2
     assert r.stderr.count("error:") == 1 and "cuda" in r.stderr.lower()
+    assert "--device cpu" in r.stderr and "device='cuda'" not in r.stderr  # the CLI's words
     assert not (tmp_path / "out").exists() or files_in(tmp_path / "out") == []
 
 
@@ -392,3 +393,51 @@ def test_decompression_bomb_under_a_3_gib_address_space_is_an_error_not_a_crash(
     assert "100000x100000" in r.stderr and "--max-pixels" in r.stderr
     assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr
     assert files_in(tmp_path) == ["bomb.png"]
+
+
+# -- what stops a run before it starts ---------------------------------------------
+
+
+def test_python_dash_m_runs_the_command():
+    r = subprocess.run([sys.executable, "-m", "ocr_denoise", "--version"], capture_output=True,
+                       text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0 and r.stdout.startswith("ocr-denoise ")
+
+
+def test_a_missing_input_cannot_start_the_run(tmp_path, page_folder):
+    r = run(page_folder, tmp_path / "nope", "-o", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1
+    assert f"no such file or folder: {tmp_path / 'nope'}" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing of the good folder was done either
+
+
+def test_a_folder_without_images_says_so_and_points_pdfs_to_the_plugin(tmp_path):
+    empty, pdfs = tmp_path / "empty", tmp_path / "pdfs"
+    empty.mkdir()
+    pdfs.mkdir()
+    (pdfs / "scan.pdf").write_bytes(b"%PDF-1.4\n")
+    r = run(empty, "-o", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1
+    assert "no image files (.png" in r.stderr and str(empty) in r.stderr and "[" not in r.stderr
+    r = run(pdfs, "-o", tmp_path / "out")
+    assert r.returncode == 2 and "1 PDF file(s)" in r.stderr and "--denoise" in r.stderr
+    r = run(pdfs / "scan.pdf", "-o", tmp_path / "out")
+    assert r.returncode == 2 and "is a PDF" in r.stderr and "ocrmypdf --denoise" in r.stderr
+
+
+def test_an_ocr_language_tesseract_lacks_stops_the_run_before_any_page(tmp_path, page_folder):
+    import shutil
+    if shutil.which("tesseract") is None:
+        pytest.skip("needs tesseract")
+    r = run(page_folder, "-o", tmp_path / "out", "--ocr", "--lang", "eng+xyz")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1
+    assert "tesseract has no xyz" in r.stderr and "eng" in r.stderr.split("it has")[1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_double_star_pattern_without_recursive_is_warned_about(tmp_path, make_page_folder):
+    src = make_page_folder(1)
+    r = run(f"{src}/**/*.png", "-o", tmp_path / "out")
+    assert "warning: ** in" in r.stderr and "-r" in r.stderr
+    r = run(f"{src}/**/*.png", "-o", tmp_path / "out2", "-r")
+    assert "warning" not in r.stderr
