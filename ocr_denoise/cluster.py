@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from .errors import MissingDependencyError, SettingsTypeError
-from .executors import Executor
+from .executors import DiskFullWatch, Executor
 from .plan import Task
 from .report import FileResult, OnResult
 from .session import Denoiser
@@ -190,6 +190,8 @@ def _submit_all(client: Client, todo: list[Task], options: RunOptions, window: i
     from distributed import KilledWorker
 
     killed: list[Task] = []
+    watch = DiskFullWatch()  # a full output disk starts nothing more
+    on_result = watch.wrap(on_result)
 
     def first_pass(t: Task, r: FileResult | BaseException) -> None:
         if isinstance(r, KilledWorker):
@@ -202,17 +204,23 @@ def _submit_all(client: Client, todo: list[Task], options: RunOptions, window: i
     def last_pass(t: Task, r: FileResult | BaseException) -> None:
         on_result(r if isinstance(r, FileResult) else _failure(t, r))
 
-    left, interrupted = _run_window(client, todo, options, window, first_pass)
+    left, interrupted = _run_window(client, todo, options, window, first_pass, watch)
     if interrupted or not killed:
         return left, interrupted
-    return _run_window(client, sorted(killed, key=lambda t: str(t.src)), options, 1, last_pass)
+    if watch.full:
+        watch.not_started(sorted(killed, key=lambda t: str(t.src)))
+        return [], False
+    return _run_window(client, sorted(killed, key=lambda t: str(t.src)), options, 1, last_pass,
+                       watch)
 
 
 def _run_window(client: Client, todo: list[Task], options: RunOptions, window: int,
-                handle: Callable[[Task, Any], None]) -> tuple[list[Task], bool]:
+                handle: Callable[[Task, Any], None],
+                watch: DiskFullWatch) -> tuple[list[Task], bool]:
     """Keep up to ``window`` files submitted until all are done; ``handle(task,
-    FileResult or the exception)`` gets each outcome. Returns (tasks not
-    started, interrupted)."""
+    FileResult or the exception)`` gets each outcome. Once ``watch`` finds the
+    output disk full, nothing more is submitted and the rest go to
+    ``watch.not_started``. Returns (tasks not started, interrupted)."""
     from distributed import as_completed
 
     pending = list(reversed(todo))
@@ -237,10 +245,12 @@ def _run_window(client: Client, todo: list[Task], options: RunOptions, window: i
                 r = e
             handle(t, r)
             f.release()
-            if pending:
+            if pending and not watch.full:
                 done_iter.add(submit())
     except KeyboardInterrupt:
         logger.warning("interrupted: cancelling %d file(s) in progress", len(running))
         client.cancel(list(running))
         return sorted(list(running.values()) + pending, key=lambda t: str(t.src)), True
+    if pending:
+        watch.not_started(pending[::-1])
     return [], False

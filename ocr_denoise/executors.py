@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as cf
+import errno
 import logging
 import logging.handlers
 import multiprocessing
@@ -70,6 +71,53 @@ class Executor(abc.ABC):
                 f"{available_cores()} core(s)")
 
 
+#: errno values that mean the output disk (or the user's quota on it) is full.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullWatch:
+    """Stops a run whose output disk is full instead of denoising every remaining
+    file only to fail each write.
+
+    ``wrap(on_result)`` returns an ``on_result`` that passes every result on and
+    watches them in the order they finish: the same full-disk ``errno``
+    (``DISK_FULL``) on two results in a row sets ``full``. Executors then start
+    nothing more and hand the tasks they did not start to ``not_started``, which
+    reports each as failed with the reason (naming the output path of the last
+    write that failed), so a rerun once there is space does them.
+    """
+
+    def __init__(self) -> None:
+        self.full = False
+        self._last: int | None = None
+        self._reason = ""
+        self._on_result: OnResult | None = None
+
+    def wrap(self, on_result: OnResult) -> OnResult:
+        self._on_result = on_result
+
+        def watched(r: FileResult) -> None:
+            on_result(r)
+            if r.status == "failed" and r.errno in DISK_FULL:
+                if r.errno == self._last and not self.full:
+                    self.full = True
+                    logger.error("the output disk is full (%s); starting no more files",
+                                 r.reason)
+                self._last, self._reason = r.errno, r.reason
+            elif r.status != "skipped":
+                self._last = None
+
+        return watched
+
+    def not_started(self, tasks: list[Task]) -> None:
+        """Report each of ``tasks`` as failed: not started because the disk is full."""
+        assert self._on_result is not None, "wrap() first"
+        for t in tasks:
+            self._on_result(FileResult(t.src, "failed", t.dst, reason=(
+                f"not started: the output disk is full ({self._reason}); free some "
+                "space and run the same command again")))
+
+
 class SerialExecutor(Executor):
     """One file after another in this process, with one session using ``threads``
     cores (None: all)."""
@@ -89,7 +137,12 @@ class SerialExecutor(Executor):
     def run(self, todo: list[Task], options: RunOptions,
             on_result: OnResult) -> tuple[list[Task], bool]:
         assert self._denoiser is not None or not todo, "start() first"
+        watch = DiskFullWatch()
+        on_result = watch.wrap(on_result)
         for i, t in enumerate(todo):
+            if watch.full:
+                watch.not_started(todo[i:])
+                break
             try:
                 r = process_file(t, self._denoiser, options)  # type: ignore[arg-type]
             except KeyboardInterrupt:
@@ -212,9 +265,11 @@ class _Redispatch(logging.Handler):
 def _run_pool_logged(todo: list[Task], init: tuple[RunOptions, int | None, Any], jobs: int,
                      on_result: OnResult, ctx: Any) -> tuple[list[Task], bool]:
     level = logging.getLogger("ocr_denoise").getEffectiveLevel()
+    watch = DiskFullWatch()
+    on_result = watch.wrap(on_result)
     queue: deque[Task] = deque(todo)
     suspects: deque[Task] = deque()
-    while queue or suspects:
+    while (queue or suspects) and not watch.full:
         pool = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                       initargs=(*init, level))
         running: dict[cf.Future[FileResult], tuple[Task, bool]] = {}
@@ -224,7 +279,7 @@ def _run_pool_logged(todo: list[Task], init: tuple[RunOptions, int | None, Any],
             while not broken:
                 isolate = bool(suspects)
                 source, limit = (suspects, 1) if isolate else (queue, 2 * jobs)
-                while source and len(running) < limit:
+                while source and len(running) < limit and not watch.full:
                     t = source.popleft()
                     try:
                         running[pool.submit(_work, t)] = (t, isolate)
@@ -273,4 +328,6 @@ def _run_pool_logged(todo: list[Task], init: tuple[RunOptions, int | None, Any],
             else:
                 logger.warning("a worker process died; retrying %s on its own", t.src)
                 suspects.append(t)
+    if watch.full:
+        watch.not_started(list(queue) + list(suspects))
     return [], False

@@ -52,6 +52,9 @@ class FileResult:
     #: What was done to each page and why (``done`` files whose pages ran through
     #: the pipeline in this run; empty for skipped and failed ones).
     decisions: tuple[PageRecord, ...] = ()
+    #: The ``errno`` of the OSError a failure came from (e.g. ``errno.ENOSPC`` for a
+    #: full disk), so a run can tell a full output disk from a bad file; else None.
+    errno: int | None = None
 
 
 @dataclass

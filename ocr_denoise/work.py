@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,9 +127,10 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
     a failed ``FileResult`` with the reason instead. KeyboardInterrupt passes
     through (nothing partial is left: writes are atomic).
     """
+    dst = task.dst
+    writing: Path | None = None  # the output being written: an OSError names it
     try:
         src = images.open_image(task.src, max_pixels=options.max_pixels)
-        dst = task.dst
         if src.pages > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
             if task.fixed_name:
                 return FileResult(task.src, "failed", dst, reason=(
@@ -141,6 +143,7 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
                 return FileResult(task.src, "skipped", dst)
             # An earlier run wrote the image but not its text: OCR that image.
             texts = [_ocr(p, options) for p in images.open_image(dst, max_pixels=None)]
+            writing = text
             images.write_text(text, "\f".join(texts))
             return FileResult(task.src, "done", dst, 0, "text only: image already there",
                               text)
@@ -152,7 +155,9 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
         if src.pages == 1:
             page, dpi, rec = _denoise(denoiser, src, 0, options)
             records.append(rec)
+            writing = dst
             images.write_image(dst, page, dpi=dpi)
+            writing = None
             if text is not None:
                 texts.append(_ocr(page, options))
         else:
@@ -160,19 +165,28 @@ def process_file(task: Task, denoiser: Denoiser, options: RunOptions) -> FileRes
                 for i in range(src.pages):
                     page, dpi, rec = _denoise(denoiser, src, i, options)
                     records.append(rec)
+                    writing = dst
                     w.add(page, dpi=dpi)
+                    writing = None
                     if text is not None:
                         texts.append(_ocr(page, options))
+                writing = dst  # closing publishes the file
+        writing = None
         if text is not None:
+            writing = text
             images.write_text(text, "\f".join(texts))  # form feed between pages, as tesseract
         return FileResult(task.src, "done", dst, src.pages, describe(records), text,
                           tuple(records))
     except ImageReadError as e:
         return FileResult(task.src, "failed", task.dst, reason=e.reason)
     except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        return FileResult(task.src, "failed", task.dst,
-                          reason=f"{type(e).__name__}: {e.strerror or e}{where}")
+        if writing is not None:  # a full disk, a read-only folder: name the output
+            where = f" writing {writing}"
+        else:
+            where = f" ({e.filename})" if e.filename else ""
+        return FileResult(task.src, "failed", dst,
+                          reason=f"{type(e).__name__}: {e.strerror or e}{where}",
+                          errno=e.errno)
     except Exception as e:  # one bad file must not stop the others
         logger.debug("failure on %s", task.src, exc_info=True)
         return FileResult(task.src, "failed", task.dst, reason=f"{type(e).__name__}: {e}")

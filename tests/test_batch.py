@@ -421,3 +421,50 @@ def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, mon
     for p in sorted(src.iterdir()):
         np.testing.assert_array_equal(read_image(tmp_path / "out" / p.name),
                                       denoise_page(read_image(p)))
+
+
+# -- a full output disk ---------------------------------------------------------------
+
+
+def test_a_full_output_disk_stops_the_run_naming_the_output(tmp_path, identity_model,
+                                                            make_page_folder, monkeypatch):
+    """The same ENOSPC twice in a row starts no more files: each one left is failed
+    "not started: the output disk is full", and a write failure names the output,
+    not the input. One ENOSPC between successes does not stop the run. The full
+    disk is injected where the output is written (``images.write_image``); the
+    pages really run through onnxruntime."""
+    import errno
+
+    from ocr_denoise import images, work
+    from ocr_denoise.executors import SerialExecutor
+
+    src = make_page_folder(6, shape=(30, 30))
+    out = tmp_path / "out"
+    real_write, writes, denoised = images.write_image, [], []
+    real_denoise = work._denoise
+
+    def write(path, *args, **kwargs):
+        writes.append(Path(path).name)
+        if len(writes) == 2:  # one write gets through between two failures
+            return real_write(path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def denoise(denoiser, image, *args):
+        denoised.append(image.path.name)
+        return real_denoise(denoiser, image, *args)
+
+    monkeypatch.setattr(images, "write_image", write)
+    monkeypatch.setattr(work, "_denoise", denoise)
+    report = denoise_folder(src, out, model=identity_model, executor=SerialExecutor())
+
+    assert writes == denoised == ["p0.png", "p1.png", "p2.png", "p3.png"]
+    assert [r.src.name for r in report.done] == ["p1.png"]
+    reasons = {k: r.reason for k, r in by_name(report.failed).items()}
+    assert sorted(reasons) == ["p0.png", "p2.png", "p3.png", "p4.png", "p5.png"]
+    for name in ("p0.png", "p2.png", "p3.png"):
+        assert reasons[name] == f"OSError: No space left on device writing {out / name}"
+    for name in ("p4.png", "p5.png"):
+        assert reasons[name].startswith("not started: the output disk is full (OSError: "
+                                        f"No space left on device writing {out / 'p3.png'})")
+    assert "not started: the output disk is full" in report.summary()
+    assert not report.ok and output_files(out) == ["p1.png"]
