@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from speed import letter_page  # noqa: E402
 
 from ocr_denoise import Denoiser  # noqa: E402
-from ocr_denoise.model import default_model_path  # noqa: E402
+from ocr_denoise.model import default_model_path, seal_model  # noqa: E402
 
 
 def cpu_features() -> str:
@@ -85,6 +85,7 @@ def quantise(src: Path, out_dir: Path, patches: np.ndarray) -> dict[str, Path]:
         out[name] = out_dir / f"{name}.onnx"
         quantize_static(str(pre), str(out[name]), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=act, weight_type=QuantType.QInt8)
+        seal_model(out[name])  # the copied metadata's seal is the fp32 file's: rewrite it
     return out
 
 
@@ -120,6 +121,7 @@ def half(src: Path, out: Path) -> Path:
     del g.value_info[:]
     onnx.checker.check_model(m)
     onnx.save(m, str(out))
+    seal_model(out)  # the copied metadata's seal is the fp32 file's: rewrite it
     return out
 
 

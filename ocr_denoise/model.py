@@ -9,6 +9,14 @@ Next to a model may sit ``<model>.sha256`` (``sha256sum`` format), written by
 must match it, so a truncated download, a half-copied file or a model replaced
 without re-export is refused before onnxruntime ever parses it.
 
+A model exported by ``train/export.py`` also records a checksum of its own bytes
+in its metadata (``content_sha256``, ``seal_model``): the SHA-256 of the file with
+that value written as 64 zeros. It travels inside the file, so a copy without its
+``.sha256`` is still verified, and one byte changed anywhere (weights, graph,
+metadata) is refused instead of loading and returning a different page. The
+shipped model's SHA-256 is also in the package (``SHIPPED_SHA256``), so it is
+verified even where its ``.sha256`` was lost.
+
 Everything here is about the file and its declared interface; building and
 running the onnxruntime session is ``session.py``'s job.
 """
@@ -39,6 +47,17 @@ CHECKSUM_SUFFIX = ".sha256"
 #: we could load from bytes; refusing it up front avoids reading gigabytes.
 MAX_MODEL_BYTES = 2**31 - 1
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+#: SHA-256 of the shipped model, the same as ``denoiser.onnx.sha256`` (a test
+#: holds them together): the shipped model is verified even without that file.
+SHIPPED_SHA256 = "c4cd65fa11abd42b753f001e05ed04232994aae55111f88bd454e633c5223c63"
+#: Metadata key of the checksum a model records of its own bytes (``seal_model``).
+SEAL_KEY = "content_sha256"
+#: How the seal's entry looks in the file: protobuf field 1 (key), field 2 (value,
+#: 64 bytes), so it is found in the bytes without an ONNX parser.
+_SEAL_PREFIX = (b"\x0a" + bytes([len(SEAL_KEY)]) + SEAL_KEY.encode("ascii") + b"\x12\x40")
+_SEAL_BLANK = b"0" * 64
+#: Notes already logged, so a process says each once per model, however often it loads.
+_said: set[tuple[str, str]] = set()
 _LAYOUTS = ("NHWC", "NCHW")
 
 
@@ -132,14 +151,15 @@ def expected_checksum(model_path: str | os.PathLike[str]) -> str | None:
 
 
 def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
-    """Read a model file and check it against its ``.sha256`` file if it has one.
+    """Read a model file and check it against every checksum it has.
 
     Returns the bytes onnxruntime should load, so what was verified is exactly
     what runs. Raises ``ModelNotFoundError`` for a missing path and
     ``ModelError`` for anything that is not a regular, readable, non-empty file
-    under 2 GiB, or whose SHA-256 differs from its checksum file. The shipped
-    model is expected to have a checksum file; if it has none (an install that
-    left it out) a warning is logged and the model is loaded unverified.
+    under 2 GiB, whose SHA-256 differs from its ``.sha256`` file, or whose
+    bytes differ from the checksum it records of itself (``check_seal``). The
+    shipped model without its ``.sha256`` (an install that left it out) is
+    checked against ``SHIPPED_SHA256``, with one warning per process.
     """
     p = Path(path)
     try:
@@ -163,18 +183,84 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     except OSError as e:
         raise ModelError(f"{p}: cannot read model file: {e.strerror or e}") from e
     want = expected_checksum(p)
-    if want is None:
-        if is_default_model(p):
-            logger.warning("%s: no checksum file %s; loading the shipped model unverified",
-                           p, checksum_path(p).name)
-    else:
+    if want is None and is_default_model(p):
+        _say_once(p, f"{p}: no checksum file {checksum_path(p).name}; verified against the "
+                  "shipped model's SHA-256 recorded in the package")
+        if sha256_hex(data) != SHIPPED_SHA256:
+            raise ModelError(
+                f"{p}: SHA-256 {sha256_hex(data)} is not the shipped model's "
+                f"({SHIPPED_SHA256}); the model file is damaged or was replaced")
+    elif want is not None:
         got = sha256_hex(data)
         if got != want:
             raise ModelError(
                 f"{p}: SHA-256 {got} does not match {checksum_path(p).name} ({want}); "
                 "the model file is damaged or was replaced without re-export"
             )
+    check_seal(p, data)
     return data
+
+
+def _say_once(path: Path, message: str) -> None:
+    """Log ``message`` as a warning the first time this process says it of ``path``."""
+    key = (str(path.resolve()), message)
+    if key not in _said:
+        _said.add(key)
+        logger.warning("%s", message)
+
+
+def check_seal(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Check the checksum a model records of its own bytes (``content_sha256``).
+
+    ``data`` is the model file's bytes. Returns False for a model that records
+    none (exported before 0.2.0, or by other tools), True when it matches.
+    Raises ``ModelError`` naming ``path`` when the recorded value is not the
+    SHA-256 of ``data`` with it blanked (the file was damaged, anywhere), or when
+    the entry appears more than once or is not 64 hex digits.
+    """
+    at = data.find(_SEAL_PREFIX)
+    if at < 0:
+        return False
+    if data.find(_SEAL_PREFIX, at + 1) >= 0:
+        raise ModelError(f"{path}: records {SEAL_KEY} more than once; the model file is "
+                         "damaged")
+    start = at + len(_SEAL_PREFIX)
+    recorded = data[start : start + 64]
+    blanked = data[:start] + _SEAL_BLANK + data[start + 64 :]
+    if not _HEX64.fullmatch(recorded.decode("ascii", "replace")) or (
+            sha256_hex(blanked) != recorded.decode("ascii").lower()):
+        raise ModelError(f"{path}: its bytes do not match the checksum it records "
+                         f"(metadata {SEAL_KEY}); the model file is damaged, or was changed "
+                         "without resealing it (ocr_denoise.model.seal_model)")
+    return True
+
+
+def seal_model(model_path: str | os.PathLike[str]) -> str:
+    """Record in the model's metadata a checksum of its own bytes; returns it.
+
+    Adds (or replaces) the metadata entry ``content_sha256``: the SHA-256 of the
+    file serialised with that value as 64 zeros, then written in place of the
+    zeros, so ``check_seal`` can verify any copy of the file with no ``.sha256``
+    beside it. Needs the ``onnx`` package (export time only). The file is
+    replaced atomically; write its ``.sha256`` (``write_checksum``) afterwards.
+    """
+    import onnx
+
+    real = Path(model_path).resolve()
+    proto = onnx.load_from_string(real.read_bytes())
+    kept = [e for e in proto.metadata_props if e.key != SEAL_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key=SEAL_KEY, value=_SEAL_BLANK.decode("ascii"))
+    data = proto.SerializeToString()
+    at = data.find(_SEAL_PREFIX)
+    if at < 0 or data.find(_SEAL_PREFIX, at + 1) >= 0:  # pragma: no cover - protobuf's layout
+        raise ModelError(f"{real}: cannot place {SEAL_KEY} in the serialised model")
+    digest = sha256_hex(data)
+    start = at + len(_SEAL_PREFIX)
+    sealed = data[:start] + digest.encode("ascii") + data[start + 64 :]
+    atomic_write(real, sealed, mode=0o644)
+    return digest
 
 
 def _dims(shape: Sequence[Any]) -> list[int | None]:
@@ -293,5 +379,6 @@ __all__ = [
     "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
     "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
     "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
-    "read_model_bytes", "read_model_version", "sha256_hex", "write_checksum",
+    "SEAL_KEY", "SHIPPED_SHA256", "check_seal", "read_model_bytes", "read_model_version",
+    "seal_model", "sha256_hex", "write_checksum",
 ]

@@ -15,10 +15,14 @@ from onnx import TensorProto
 
 from ocr_denoise import Denoiser, ModelError, ModelNotFoundError
 from ocr_denoise.model import (
+    SEAL_KEY,
+    SHIPPED_SHA256,
+    check_seal,
     checksum_path,
     default_model_path,
     expected_checksum,
     read_model_bytes,
+    seal_model,
     write_checksum,
 )
 
@@ -71,6 +75,84 @@ def test_one_flipped_byte_is_caught_by_the_checksum(model_copy):
     data[len(data) // 2] ^= 0x01  # a weight, most likely: onnxruntime would load it
     model_copy.write_bytes(bytes(data))
     refused(model_copy, "SHA-256", "does not match", "copy.onnx.sha256")
+
+
+def test_the_package_records_the_shipped_models_checksum():
+    """Fails when the model is re-exported without updating ``SHIPPED_SHA256``."""
+    assert SHIPPED_SHA256 == expected_checksum(default_model_path())
+
+
+def test_shipped_model_without_its_checksum_file_is_still_verified_and_said_once(
+        tmp_path, monkeypatch, caplog):
+    """An install that lost denoiser.onnx.sha256 verifies the shipped model against
+    the package's own record of its SHA-256, and says so once per process, however
+    often the model is read; a damaged shipped model is refused, not warned about."""
+    from ocr_denoise import model
+
+    shipped = tmp_path / "models" / "denoiser.onnx"
+    shipped.parent.mkdir()
+    shutil.copyfile(default_model_path(), shipped)
+    monkeypatch.setattr(model, "default_model_path", lambda: shipped)
+    with caplog.at_level("WARNING", logger="ocr_denoise"):
+        for _ in range(3):
+            read_model_bytes(shipped)
+        Denoiser(shipped, device="cpu")
+    notes = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert notes == [f"{shipped}: no checksum file denoiser.onnx.sha256; verified against "
+                     "the shipped model's SHA-256 recorded in the package"]
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shipped.write_bytes(bytes(data))
+    refused(shipped, "is not the shipped model's", SHIPPED_SHA256)
+
+
+def test_one_flipped_byte_of_a_model_without_its_checksum_file_never_changes_a_page(
+        tmp_path):
+    """A copy of the shipped model with no .sha256 beside it, one byte flipped at 24
+    seeded places (weights, graph, metadata): each is refused with a ModelError
+    naming the file, or gives the very bytes of the undamaged copy (a flip in the
+    seal's own key only unseals it). The checksum the model records of itself
+    (``content_sha256``) travels inside the file."""
+    path = tmp_path / "copy.onnx"
+    shutil.copyfile(default_model_path(), path)
+    original = path.read_bytes()
+    rng = np.random.default_rng(35)
+    page = np.clip(rng.normal(200, 40, (60, 90)), 0, 255).astype(np.uint8)
+    page[20:24, 10:80] = 20  # a stroke of ink
+    want = Denoiser(path, device="cpu", skip_white=None).denoise(page, guard=False)
+    outcomes = []
+    for at in rng.integers(0, len(original), 24):
+        data = bytearray(original)
+        data[at] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            got = Denoiser(path, device="cpu", skip_white=None).denoise(page, guard=False)
+        except ModelError as e:
+            assert str(path) in str(e), e
+            outcomes.append("refused")
+            continue
+        assert got.tobytes() == want.tobytes(), f"byte {at} flipped changes the page"
+        outcomes.append("same")
+    assert outcomes.count("refused") >= 20, outcomes
+
+
+def test_a_sealed_model_is_verified_and_a_stale_seal_refused(tmp_path):
+    """``seal_model`` records the model's own checksum; editing the model without
+    resealing it is refused; a model with no seal loads as before."""
+    import onnx
+    from helpers import make_onnx_model
+
+    path = make_onnx_model(tmp_path / "m.onnx")
+    assert check_seal(path, path.read_bytes()) is False
+    digest = seal_model(path)
+    assert check_seal(path, path.read_bytes()) is True
+    assert Denoiser(path, device="cpu").metadata[SEAL_KEY] == digest
+    proto = onnx.load(str(path))
+    proto.metadata_props.add(key="note", value="edited")
+    onnx.save(proto, str(path))
+    refused(path, "do not match the checksum it records", "seal_model")
+    seal_model(path)
+    assert Denoiser(path, device="cpu").metadata["note"] == "edited"
 
 
 def test_truncated_model_is_caught_by_the_checksum(model_copy):

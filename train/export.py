@@ -137,13 +137,16 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
 
 
 def _write(proto, output: str | os.PathLike[str]) -> Path:
-    """Write the model atomically (0644: package data everyone reads), then its
-    checksum, without which the runtime would refuse the new bytes."""
+    """Write the model atomically (0644: package data everyone reads), seal it (the
+    checksum of its own bytes in its metadata, replacing a stale one, so a copy
+    without its .sha256 is still verified), then write its checksum, without
+    which the runtime would refuse the new bytes."""
     from ocr_denoise.atomic import atomic_write
-    from ocr_denoise.model import write_checksum
+    from ocr_denoise.model import seal_model, write_checksum
 
     out = Path(output).resolve()  # write through a link such as exported/denoiser.onnx
     atomic_write(out, proto.SerializeToString(), mode=0o644)
+    seal_model(out)
     write_checksum(out)
     return out
 
