@@ -39,6 +39,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,7 @@ def real_page(args: tuple[str, str, str | None]) -> dict:
 
 
 def real_rows(pool: ProcessPoolExecutor, model: str | None,
-              have: set[tuple[str, str]] = frozenset()) -> list[dict]:  # type: ignore[assignment]
+              have: Collection[tuple[str, str]] = ()) -> list[dict]:
     """Every real source's selection pages not in ``have`` ((set, page) pairs)."""
     todo = [(name, i, model) for name, src in REAL.items() if src.root.is_dir()
             for i in src.page_ids("selection") if (name, i) not in have]

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._version import __version__
 from .images import DEFAULT_MAX_PIXELS, WRITE_EXTENSIONS
+from .plan import is_glob
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -155,7 +156,7 @@ def _single_file(args: argparse.Namespace) -> bool:
     if len(args.inputs) != 1:
         return False
     src, out = Path(args.inputs[0]), Path(args.output)
-    is_pattern = any(c in args.inputs[0] for c in "*?[") and not src.exists()
+    is_pattern = is_glob(args.inputs[0]) and not src.exists()
     return (not src.is_dir() and not is_pattern and not out.is_dir()
             and not args.output.endswith(("/", "\\"))
             and out.suffix.lower() in WRITE_EXTENSIONS)
@@ -167,7 +168,7 @@ def _preflight(args: argparse.Namespace) -> str | None:
     OCR language tesseract does not have. Checked before any page is denoised."""
     for given in args.inputs:
         p = Path(given)
-        if not (p.exists() or p.is_symlink()) and not any(c in given for c in "*?["):
+        if not (p.exists() or p.is_symlink()) and not is_glob(given):
             return f"no such file or folder: {given}"
         if p.suffix.lower() == ".pdf" and p.is_file():
             return (f"{given} is a PDF; ocr-denoise reads page images (PNG, JPEG, TIFF, BMP, "
@@ -177,10 +178,11 @@ def _preflight(args: argparse.Namespace) -> str | None:
     if args.ocr:
         from .ocr import available_languages, missing_languages
 
-        missing = missing_languages(args.lang)
+        have = available_languages()
+        missing = missing_languages(args.lang, have)
         if missing:
             return (f"--lang {args.lang}: tesseract has no {'+'.join(missing)}; it has "
-                    f"{', '.join(available_languages())} (Debian: apt install "
+                    f"{', '.join(have)} (Debian: apt install "
                     f"tesseract-ocr-{missing[0]})")
     return None
 

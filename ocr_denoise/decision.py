@@ -74,9 +74,9 @@ class PageRecord:
     page's (1 unless enlarged). ``rule`` / ``reason``: the decision that
     settled it (the plan's, or the after-check's when that one handed the page
     back); ``stage``: ``"before"`` (the check before the model decided) or
-    ``"after"`` (the model ran, then the check after it refused its output). ``guard``: the rule
-    set's name (``guard.NAME``), None with the guard off. ``measurements``:
-    as in ``Plan``. ``seconds``: the page's time in the pipeline.
+    ``"after"`` (the model ran, then the check after it refused its output).
+    ``guard``: the rule set's name (``guard.NAME``), None with the guard off.
+    ``measurements``: as in ``Plan``. ``seconds``: the page's time in the pipeline.
     """
 
     action: Action
@@ -112,12 +112,13 @@ def record(plan: Plan, *, kept: bool, guard: str | None, seconds: float,
         action: Action = "enlarged+denoised" if enlarged else "denoised"
     else:
         action = "enlarged" if enlarged else "left"
-    rule, reason, stage = plan.rule, plan.reason, "before"
+    rule, reason = plan.rule, plan.reason
+    stage: Literal["before", "after"] = "before"
     if after is not None and plan.model and not kept:
         # the after-check handed the page back: its reason decides
         (rule, reason), stage = after, "after"
-    return PageRecord(action, plan.scale, rule, reason, stage,  # type: ignore[arg-type]
-                      guard, dict(plan.measurements), seconds)
+    return PageRecord(action, plan.scale, rule, reason, stage, guard,
+                      dict(plan.measurements), seconds)
 
 
 #: How each action reads in a summary.

@@ -6,6 +6,8 @@ Optional: needs the ``ocr`` extra (pytesseract) and the tesseract program
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .errors import MissingDependencyError
@@ -70,9 +72,10 @@ def available_languages() -> list[str]:
     return sorted(x.strip() for x in lines if x.strip() and not x.startswith("List of"))
 
 
-def missing_languages(lang: str) -> list[str]:
+def missing_languages(lang: str, have: Sequence[str] | None = None) -> list[str]:
     """The parts of a tesseract ``lang`` setting (``"eng+deu"``) that tesseract does
-    not have: a run with ``--ocr`` checks this before denoising anything, instead of
-    failing every page afterwards."""
-    have = set(available_languages())
-    return [part for part in lang.split("+") if part and part not in have]
+    not have (``have``: its languages, if already listed by ``available_languages``):
+    a run with ``--ocr`` checks this before denoising anything, instead of failing
+    every page afterwards."""
+    known = set(available_languages() if have is None else have)
+    return [part for part in lang.split("+") if part and part not in known]

@@ -49,7 +49,8 @@ def _location(p: Path) -> Path:
     return p.parent.resolve() / p.name
 
 
-def _is_glob(s: str) -> bool:
+def is_glob(s: str) -> bool:
+    """Whether ``s`` holds a glob wildcard (``*``, ``?``, ``[``)."""
     return any(c in s for c in "*?[")
 
 
@@ -58,7 +59,7 @@ def _glob_root(pattern: str) -> Path:
     parts = Path(pattern).parts
     fixed = []
     for part in parts:
-        if _is_glob(part):
+        if is_glob(part):
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path(".")
@@ -80,7 +81,7 @@ def _glob(folder: Path, parts: Sequence[str], recursive: bool) -> Iterator[Path]
         yield folder
         return
     part, rest = parts[0], parts[1:]
-    if not _is_glob(part):
+    if not is_glob(part):
         child = folder / part
         if not rest:
             if os.path.lexists(child):
@@ -183,7 +184,7 @@ def _discover(sources: Sequence[PathLike], dst_res: Path, recursive: bool,
             found += _scan(p, recursive, dst_res if inside else None, errors)
         elif p.exists() or p.is_symlink():
             found.append(_Found(p, None))
-        elif _is_glob(str(s)):
+        elif is_glob(str(s)):
             root = _glob_root(str(s))
             parts = Path(s).parts[len(root.parts):]
             matches = sorted(set(_glob(root, parts, recursive)))

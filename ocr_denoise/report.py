@@ -132,12 +132,10 @@ def to_json(report: BatchReport) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
     for r in sorted(report.done + report.skipped + report.failed, key=lambda r: str(r.src)):
-        files.append({"input": str(r.src), "output": None if r.dst is None else str(r.dst),
-                      "status": r.status, "pages": r.pages, "reason": r.reason,
+        where = {"input": str(r.src), "output": None if r.dst is None else str(r.dst)}
+        files.append({**where, "status": r.status, "pages": r.pages, "reason": r.reason,
                       "text": None if r.text is None else str(r.text)})
-        for i, d in enumerate(r.decisions):
-            pages.append({"input": str(r.src), "output": None if r.dst is None else str(r.dst),
-                          "page": i + 1, **d.as_dict()})
+        pages += [{**where, "page": i + 1, **d.as_dict()} for i, d in enumerate(r.decisions)]
     files += [{"input": str(p), "output": None, "status": "not-started", "pages": 0,
                "reason": "the run was interrupted", "text": None} for p in report.not_started]
     return {

@@ -112,7 +112,6 @@ def _denoise(denoiser: Denoiser, src: images.SourceImage, index: int,
     dpi = src.dpi[index]
     page, rec = pipeline.explain(denoiser, src.read(index), dpi if options.rescale else None,
                                  guard=options.guard, upscale=options.upscale)
-    logger.debug("%s page %d: %s: %s", src.path, index + 1, rec.action, rec.reason)
     factor = page.shape[1] / src.sizes[index][0]
     return page, dpi if factor == 1 else rescale.scaled_dpi(dpi, factor), rec
 
