@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, SettingsError
 
 
 def normalize_text(text: str) -> str:
@@ -79,3 +79,18 @@ def missing_languages(lang: str, have: Sequence[str] | None = None) -> list[str]
     every page afterwards."""
     known = set(available_languages() if have is None else have)
     return [part for part in lang.split("+") if part and part not in known]
+
+
+def check_languages(lang: str, have: Sequence[str] | None = None, *,
+                    setting: str = "ocr_lang") -> None:
+    """``SettingsError`` unless tesseract has every part of ``lang`` (``"eng+deu"``),
+    naming the missing ones and those it has (``have``: its languages, if already
+    listed by ``available_languages``; ``setting``: the name the message gives the
+    setting). ``MissingDependencyError`` when tesseract cannot be run."""
+    have = available_languages() if have is None else list(have)
+    missing = missing_languages(lang, have)
+    if missing:
+        raise SettingsError(
+            f"{setting}={lang!r}: tesseract has no {'+'.join(missing)}; it has "
+            f"{', '.join(have) or 'no languages'} (Debian: apt install "
+            f"{' '.join('tesseract-ocr-' + m for m in missing)})")

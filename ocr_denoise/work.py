@@ -42,7 +42,9 @@ class RunOptions:
     list of onnxruntime provider names, as for ``Denoiser``. ``overwrite``:
     redo outputs that exist (default: skip them, which resumes a run).
     ``ocr`` / ``ocr_lang``: also write tesseract's text (``.txt``, pages
-    separated by form feeds). ``max_pixels``: refuse pages whose header
+    separated by form feeds); with ``ocr``, a language tesseract lacks
+    (``"eng+xyz"``) is a ``SettingsError`` when the options are made, naming
+    the languages it has. ``max_pixels``: refuse pages whose header
     declares more pixels (None: no limit). ``rescale``: denoise pages above
     600 DPI at 300 DPI, as ``denoise_page`` does (``ocr_denoise.rescale``).
     ``guard``: leave pages the model was measured to make worse as they are
@@ -69,6 +71,11 @@ class RunOptions:
         object.__setattr__(self, "device", device_key(self.device))
         # a bad upscale is one error for the run, not a failure of every file
         object.__setattr__(self, "upscale", pipeline.check_upscale(self.upscale))
+        if not isinstance(self.ocr_lang, str):
+            raise SettingsTypeError(f"ocr_lang must be a str such as 'eng' or 'eng+deu', "
+                                    f"got {type(self.ocr_lang).__name__}")
+        if self.ocr:
+            _check_languages_here(self.ocr_lang)
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **settings: Any) -> RunOptions:
@@ -84,9 +91,11 @@ class RunOptions:
         return dataclasses.replace(options or cls(), **settings)
 
 
-def check_ocr() -> None:
+def check_ocr(lang: str | None = None) -> None:
     """``MissingDependencyError`` unless pytesseract and the tesseract program
-    are there: checked once per run, not discovered on every file."""
+    are there, and with ``lang`` a ``SettingsError`` unless tesseract has its
+    languages: checked once per run (on a Dask worker: once per run on that
+    machine), not discovered on every file."""
     try:
         import pytesseract
 
@@ -97,6 +106,24 @@ def check_ocr() -> None:
     except Exception as e:
         raise MissingDependencyError(f"--ocr needs the tesseract program (Debian: apt install "
                                      f"tesseract-ocr): {e}") from e
+    if lang is not None:
+        from .ocr import check_languages
+
+        check_languages(lang)
+
+
+def _check_languages_here(lang: str) -> None:
+    """A language tesseract lacks is one ``SettingsError`` when the options are
+    made, before any page, not a ``TesseractError`` for every file afterwards.
+    Where tesseract cannot be run here (a Dask client: OCR runs on the workers),
+    ``check_ocr`` reports it where OCR runs instead."""
+    from .ocr import available_languages, check_languages
+
+    try:
+        have = available_languages()
+    except MissingDependencyError:
+        return
+    check_languages(lang, have)
 
 
 def _ocr(page: np.ndarray, options: RunOptions) -> str:
