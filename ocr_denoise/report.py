@@ -96,13 +96,7 @@ class BatchReport:
 
     def summary(self) -> str:
         """Human-readable summary: counts, speed, then one line per failure."""
-        lines = [
-            f"{len(self.done)} done ({self.pages} page{'s' if self.pages != 1 else ''}), "
-            f"{len(self.skipped)} skipped "
-            f"(output already there), {len(self.failed)} failed, in {self.seconds:.1f} s "
-            f"({self.pages_per_second:.2f} pages/s, {self.jobs} job"
-            f"{'s' if self.jobs != 1 else ''})"
-        ]
+        lines = [self._counts()]
         lines += summary_lines(self.decisions)
         if self.failed:
             lines.append("failed:")
@@ -113,6 +107,33 @@ class BatchReport:
                 "command again to finish (existing outputs are skipped)"
             )
         return "\n".join(lines)
+
+
+    def _counts(self) -> str:
+        """The summary's first line. Pages and pages/s only when pages were
+        denoised: a rerun that found everything done, or that only wrote the text
+        of images already there (``ocr`` after a run without it), says so instead
+        of "0 pages (0.00 pages/s)"."""
+        text_only = sum(r.pages == 0 for r in self.done)
+        skipped = f"{len(self.skipped)} skipped (output already there)"
+        failed = f"{len(self.failed)} failed"
+        if self.pages:
+            more = f"; {text_only} text only, image already there" if text_only else ""
+            return (f"{len(self.done)} done ({_n(self.pages, 'page')}{more}), {skipped}, "
+                    f"{failed}, in {self.seconds:.1f} s ({self.pages_per_second:.2f} "
+                    f"pages/s, {_n(self.jobs, 'job')})")
+        if self.done:
+            return (f"{_n(text_only, 'text file')} written for images already there (no page "
+                    f"denoised), {skipped}, {failed}, in {self.seconds:.1f} s")
+        if self.skipped and not self.failed and not self.interrupted:
+            return (f"{len(self.skipped)} already done, nothing to do (every output is "
+                    "already there; --overwrite redoes them)")
+        return f"0 done, {skipped}, {failed}, in {self.seconds:.1f} s"
+
+
+def _n(count: int, thing: str) -> str:
+    """``1 page``, ``2 pages``."""
+    return f"{count} {thing}{'s' if count != 1 else ''}"
 
 
 #: The ``schema`` value of a run report (``to_json``); docs/cli.md

@@ -40,3 +40,43 @@ def test_shown_escapes_only_what_is_unprintable():
     assert shown("a\nb\r\tc\x1b") == "a\\nb\\r\\tc\\x1b"
     assert shown("bad\udcffbyte.png") == "bad\\udcffbyte.png"  # undecodable byte
     assert shown(None) == "None"
+
+
+def test_a_rerun_with_nothing_to_denoise_says_so_without_a_pages_per_second(
+        tmp_path, rng, identity_model):
+    from ocr_denoise import denoise_folder
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / f"p{i}.png"), noisy_page(rng, 40, 60))
+    first = denoise_folder(src, out, model=identity_model).summary().splitlines()[0]
+    assert first.startswith("2 done (2 pages), 0 skipped (output already there), 0 failed")
+    assert "pages/s, 1 job)" in first
+    # --ocr over images already written: only their text is new
+    text_only = denoise_folder(src, out, model=identity_model, ocr=True)
+    assert [r.pages for r in text_only.done] == [0, 0] and text_only.ok
+    first = text_only.summary().splitlines()[0]
+    assert first.startswith("2 text files written for images already there (no page "
+                            "denoised), 0 skipped (output already there), 0 failed, in ")
+    assert "0 pages" not in first and "pages/s" not in first
+    # and once more: everything is there
+    again = denoise_folder(src, out, model=identity_model, ocr=True).summary()
+    assert again == ("2 already done, nothing to do (every output is already there; "
+                     "--overwrite redoes them)")
+
+
+def test_the_first_summary_line_of_a_run_that_denoised_and_one_that_failed():
+    from ocr_denoise.report import BatchReport, FileResult
+
+    a, b = Path("a.png"), Path("b.png")
+    mixed = BatchReport(done=[FileResult(a, "done", a, 1), FileResult(b, "done", b, 0)],
+                        seconds=2.0, jobs=2)
+    assert mixed.summary() == ("2 done (1 page; 1 text only, image already there), 0 skipped "
+                               "(output already there), 0 failed, in 2.0 s (0.50 pages/s, "
+                               "2 jobs)")
+    failed = BatchReport(skipped=[FileResult(a, "skipped", a)],
+                         failed=[FileResult(b, "failed", reason="truncated")], seconds=0.25)
+    assert failed.summary().splitlines()[:3] == [
+        "0 done, 1 skipped (output already there), 1 failed, in 0.2 s", "failed:",
+        "  b.png: truncated"]
