@@ -41,6 +41,10 @@ rebuilds after ``fork``), with ``threads=cores // jobs`` so that the workers
 share the cores. Nothing of it is put in OCRmyPDF's options, which are
 pickled to the workers: only settings travel.
 
+Logging: quiet in OCRmyPDF's normal output. The session line (model, provider,
+bands) is logged at DEBUG, shown with ``ocrmypdf -v 1``; warnings, such as a
+CUDA request that runs on the CPU, stay warnings.
+
 Supported OCRmyPDF: 16 and 17 (the ``ocrmypdf`` extra). The hook signatures
 used here are unchanged from 12.0 (the first with entry-point discovery) to
 17.x; options are an argparse ``Namespace`` up to 16 and a pydantic
@@ -180,10 +184,11 @@ def check_options(options: Any) -> None:
     with _checked_lock:
         if key in _checked:
             return
-        from .session import Denoiser
+        from .session import Denoiser, session_log_level
 
         try:
-            Denoiser(s.model, device=s.device, threads=1)  # built, checked, dropped
+            with session_log_level(logging.DEBUG):
+                Denoiser(s.model, device=s.device, threads=1)  # built, checked, dropped
         except Exception as e:  # ModelError, ProviderError, ...
             raise BadArgsError(f"--denoise: {e}") from e
         _checked.add(key)
@@ -211,11 +216,13 @@ def denoise_image(image: Any, settings: Settings, *, upscale: bool = False) -> A
     image (the text layer is placed by the DPI).
     """
     from .api import denoise_page
+    from .session import session_log_level
 
-    clean = denoise_page(image, model=settings.model, device=settings.device,
-                         rescale=settings.rescale, guard=settings.guard,
-                         upscale=settings.upscale if upscale else None,
-                         threads=settings.threads())
+    with session_log_level(logging.DEBUG):  # OCRmyPDF's INFO output is about the run
+        clean = denoise_page(image, model=settings.model, device=settings.device,
+                             rescale=settings.rescale, guard=settings.guard,
+                             upscale=settings.upscale if upscale else None,
+                             threads=settings.threads())
     clean.info[_MARK] = True
     return clean
 

@@ -18,11 +18,12 @@ lock is replaced after fork too, in case another thread held it at that moment.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, overload
@@ -54,6 +55,26 @@ logger = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+
+#: The level of the "onnxruntime session for ..." line: INFO (the CLI's -v); a
+#: host that logs its own run at INFO sets DEBUG with ``session_log_level``.
+_session_level: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "ocr_denoise_session_log_level", default=logging.INFO)
+
+
+@contextlib.contextmanager
+def session_log_level(level: int) -> Iterator[None]:
+    """Log the line that says which session was built (model, provider, bands) at
+    ``level`` for sessions built within this block, in this thread or task.
+
+    The OCRmyPDF plugin uses DEBUG, so that OCRmyPDF's normal (INFO) output
+    does not show this package's internals; ``-v 1`` shows them. Warnings
+    (a CUDA request that fell back to the CPU) stay warnings."""
+    token = _session_level.set(level)
+    try:
+        yield
+    finally:
+        _session_level.reset(token)
 
 Device = Union[str, Sequence[str]]
 
@@ -404,8 +425,8 @@ class Denoiser:
         # A CPU fallback of a CUDA request (warned above) keeps onnxruntime's own
         # intra-op threads and one band at a time: correct, not as fast as asked-for CPU.
         workers = cores if on_cpu else 1
-        logger.info("onnxruntime session for %s on %s, %d band(s) at a time", path, got,
-                    workers)
+        logger.log(_session_level.get(), "onnxruntime session for %s on %s, %d band(s) at a "
+                   "time", path, got, workers)
         return _Loaded(session, input_name, spec, got, metadata, os.getpid(), workers,
                        threading.BoundedSemaphore(workers) if on_cpu else None)
 

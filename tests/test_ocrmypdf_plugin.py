@@ -161,6 +161,28 @@ def test_denoise_visible_puts_the_denoised_page_in_the_pdf(noisy_pdf, tmp_path, 
     assert cer(truth, extract_text(tmp_path / "visible.pdf")) < 0.5
 
 
+def test_the_plugin_is_quiet_in_ocrmypdfs_normal_output(noisy_pdf, tmp_path):
+    """OCRmyPDF's own command, as a user runs it: its INFO output says nothing of the
+    onnxruntime session (built in the main process to check the options, and in
+    each worker); ``-v 1`` (debug) shows it."""
+    src, _ = noisy_pdf
+    session = "onnxruntime session for"
+
+    def ocrmypdf_cli(*flags: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "ocrmypdf", *flags, "--denoise",
+                            "--output-type", "pdf", "--optimize", "0", str(src),
+                            str(tmp_path / "out.pdf")],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout + r.stderr
+
+    normal = ocrmypdf_cli()
+    assert session not in normal, normal
+    assert "Postprocessing" in normal  # OCRmyPDF's own INFO lines are there
+    debug = ocrmypdf_cli("-v", "1")
+    assert debug.count(session) >= 2, debug  # options check + a worker
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(denoise_visible=True), "--denoise-visible needs --force-ocr"),
     (dict(denoise_model="/nonexistent/model.onnx"),
