@@ -50,7 +50,12 @@ INPUT_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", 
 
 #: Extension (lower case) -> Pillow format and save options for what we write.
 _WRITE_FORMATS: dict[str, tuple[str, dict]] = {
-    ".png": ("PNG", {}),
+    # zlib level 3 (Pillow's default is 6): about as fast and as small as OpenCV's
+    # encoder at the same level, which needed the DPI's pHYs chunk spliced in by
+    # hand. 2500 x 3300 pages, Pillow against OpenCV: a clean text page 33 against
+    # 50 ms, a denoised noisy page 84 against 75 ms, a grey page 132 against 121 ms,
+    # sizes within 1.5%; level 6 takes 1.6-2.2x as long for files 8-24% smaller.
+    ".png": ("PNG", {"compress_level": 3}),
     ".tif": ("TIFF", {"compression": "tiff_adobe_deflate"}),
     ".tiff": ("TIFF", {"compression": "tiff_adobe_deflate"}),
     # Text is hurt by JPEG artefacts; 95 keeps strokes clean at a moderate size.
@@ -331,19 +336,6 @@ def _save_kwargs(options: dict, dpi: Dpi | None) -> dict:
     return kw
 
 
-def _png_with_dpi(png: bytes, dpi: Dpi | None) -> bytes:
-    """Insert a pHYs chunk (pixels per metre) right after IHDR, where the PNG
-    specification wants it (before any IDAT)."""
-    if dpi is None:
-        return png
-    if png[12:16] != b"IHDR":  # pragma: no cover - OpenCV always starts with IHDR
-        raise ValueError("not a PNG stream starting with IHDR")
-    end = 8 + 8 + 13 + 4  # signature, IHDR length/type, IHDR data, CRC
-    body = b"pHYs" + struct.pack(">IIB", *(max(1, round(d / 0.0254)) for d in dpi), 1)
-    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body))
-    return png[:end] + chunk + png[end:]
-
-
 def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
                 dpi: Dpi | None = None) -> None:
     """Write one page atomically; the format follows the extension (.png, .tif/.tiff,
@@ -357,15 +349,6 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, *,
     p = Path(path)
     fmt, options = _format_for(p)
     pil = _to_pil(img)
-    if fmt == "PNG" and img.dtype == np.uint8:
-        # OpenCV encodes PNG about 2x faster than Pillow (26 vs 58 ms for a
-        # 1000x800 page, 8% larger), a tenth of a page's time in a folder run.
-        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        if not ok:
-            raise ImageWriteError(f"{p}: cannot encode a {img.dtype} array of shape "
-                                  f"{img.shape} as PNG")
-        atomic_write(p, _png_with_dpi(buf.tobytes(), dpi))
-        return
     if pil is not None:
         def write(f: BinaryIO) -> None:
             pil.save(f, format=fmt, **_save_kwargs(options, dpi))
