@@ -19,6 +19,28 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: The public data sets the benchmarks and the training recipe read from
+#: ``SHARED_DATA``, by folder; docs/benchmarks.md says where to get each.
+DATA_SETS = {
+    "funsd-train": "FUNSD forms",
+    "sroie-dev": "SROIE receipts",
+    "ehri-dev": "EHRI archive pages",
+    "noisyoffice": "NoisyOffice pages",
+    "dibco": "DIBCO pages",
+}
+
+
+def missing_data(*folders: str) -> str | None:
+    """Why a test that needs these ``SHARED_DATA`` folders is skipped, in words a
+    user acts on (which data set, where it is expected, where to get it); None
+    when every folder is there."""
+    absent = [f for f in folders if not (SHARED_DATA / f).is_dir()]
+    if not absent:
+        return None
+    what = " / ".join(dict.fromkeys(DATA_SETS.get(f.split("/")[0], f) for f in absent))
+    where = ", ".join(f"../shared/data/{f}" for f in absent)
+    return (f"{what} not present under {where} (beside the checkout): see "
+            "docs/benchmarks.md, 'Data sets', for where to get them")
 
 
 # -- tiny real ONNX models ----------------------------------------------------------

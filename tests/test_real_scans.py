@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, SHARED_DATA
+from helpers import REPO, SHARED_DATA, missing_data
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import real_scans  # noqa: E402
@@ -62,8 +62,10 @@ def test_tesseract_lines_reads_each_image_as_its_own_line():
     assert "alpha" in got[0].lower() and "zebra" in got[2].lower()
 
 
-@pytest.mark.skipif(not FUNSD.is_dir(), reason="needs ../shared/data/funsd-train")
-@pytest.mark.skipif(shutil.which("unpaper") is None, reason="needs unpaper (scripts/setup.sh)")
+@pytest.mark.skipif(not FUNSD.is_dir(), reason=str(missing_data("funsd-train")))
+@pytest.mark.skipif(shutil.which("unpaper") is None,
+                    reason="needs the unpaper program (Debian: apt install unpaper; "
+                    "scripts/setup.sh installs it)")
 def test_two_real_pages_run_end_to_end(tmp_path):
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "real_scans.py"),
@@ -84,7 +86,7 @@ def test_two_real_pages_run_end_to_end(tmp_path):
 def test_one_page_of_each_source_runs_end_to_end_with_per_source_and_pooled_rows(tmp_path):
     names = [n for n, d in SOURCE_DIRS.items() if (SHARED_DATA / d).is_dir()]
     if not names:
-        pytest.skip("needs ../shared/data/{funsd-train,sroie-dev,ehri-dev}")
+        pytest.skip(missing_data(*SOURCE_DIRS.values()))
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "real_scans.py"),
                         "--sources", ",".join(names), "--split", "report", "--pages", "1",
@@ -219,3 +221,23 @@ ALTO = """<?xml version="1.0" encoding="UTF-8"?>
 ALTO_LINE = """<TextLine ID="l" HPOS="{x}" VPOS="{y}" WIDTH="{w}" HEIGHT="{h}">
   <Shape><Polygon POINTS="{points}"/></Shape>{strings}
 </TextLine>"""
+
+
+def test_a_skip_for_missing_data_names_the_data_set_and_where_the_docs_say_to_get_it(
+        monkeypatch, tmp_path):
+    import helpers
+
+    monkeypatch.setattr(helpers, "SHARED_DATA", tmp_path)
+    (tmp_path / "funsd-train").mkdir()
+    assert helpers.missing_data("funsd-train") is None
+    reason = helpers.missing_data("funsd-train", "sroie-dev", "dibco/2009", "dibco/2010")
+    assert reason == ("SROIE receipts / DIBCO pages not present under ../shared/data/sroie-dev, "
+                      "../shared/data/dibco/2009, ../shared/data/dibco/2010 (beside the "
+                      "checkout): see docs/benchmarks.md, 'Data sets', for where to get them")
+    docs = (REPO / "docs" / "benchmarks.md").read_text()
+    section = docs.split("\n## Data sets\n", 1)[1].split("\n## ", 1)[0]
+    for name in ("FUNSD", "SROIE", "EHRI", "NoisyOffice", "DIBCO"):
+        assert name in section, name
+    assert "../shared/data" in section
+    for folder in helpers.DATA_SETS:  # the table's first column: the folder, then its files
+        assert f"| `{folder}/" in section, folder

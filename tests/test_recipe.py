@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, missing_data
 
 from train import recipe, synth
 from train.__main__ import config_from, fit_parser
@@ -41,7 +41,10 @@ def test_unknown_hold_out_year_is_refused():
         recipe.stage2("m.keras", hold_out="2014")
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+NEEDED = missing_data("noisyoffice/train", *(f"dibco/{y}" for y in recipe.DIBCO_YEARS))
+
+
+@pytest.mark.skipif(NEEDED is not None, reason=str(NEEDED))
 def test_every_folder_the_recipe_names_holds_pairs():
     for argv in (recipe.stage1(DATA), recipe.stage2("m.keras", DATA)):
         for folder in parse(argv).pairs:
