@@ -278,3 +278,93 @@ def test_a_separable_last_convolution_is_one_filter_per_channel_then_a_mix():
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     y = sep.predict(x, verbose=0)
     assert y.shape == x.shape and ((y > 0) & (y < 1)).all()
+
+
+def test_untrained_residual_model_returns_its_input_through_onnxruntime(tmp_path, rng):
+    """The residual model starts as the identity: exported and run by onnxruntime, an
+    untrained one gives back every patch it is given (the issue's check, to 1e-6)."""
+    from train.export import export
+    from train.model import CORRECTION, build_model
+
+    model = build_model(28, 16, 32, arch="residual")
+    assert not np.any(model.get_layer(CORRECTION).get_weights()[0])
+    path = tmp_path / "identity.onnx"
+    export(model, path)
+    x = rng.random((9, 28, 28), dtype=np.float32)
+    x[0] = 1.0  # white paper stays white, black ink black
+    x[1] = 0.0
+    got = Denoiser(path, device="cpu").denoise_patches(x)
+    np.testing.assert_allclose(got, x, atol=1e-6)
+    # A trained correction is added: nudging the last layer moves the output off the input.
+    k, b = model.get_layer(CORRECTION).get_weights()
+    model.get_layer(CORRECTION).set_weights([k, b - 0.1])
+    export(model, path)
+    assert np.abs(Denoiser(path, device="cpu").denoise_patches(x[2:]) - x[2:]).max() > 0.05
+
+
+def test_residual_model_keeps_every_pixel_no_pooling():
+    """No pooling and no strided step on the main path: the patch is rearranged
+    losslessly (space-to-depth), so letters never pass a bottleneck."""
+    from keras import layers
+
+    from train.model import build_model
+
+    model = build_model(28, 16, 32, arch="residual")
+    assert not [lay for lay in model.layers if isinstance(lay, layers.MaxPooling2D)]
+    strided = [lay for lay in model.layers
+               if isinstance(lay, layers.Conv2D) and lay.strides != (1, 1)]
+    assert len(strided) == 1  # the side path's, and its output is added back, not the trunk
+
+
+def _fit_argv(out, epochs: int = 3) -> list[str]:
+    return ["-m", "train", "fit", "--out", str(out), "--arch", "residual", "--width", "8",
+            "--latent-width", "8", "--synthetic-patches", "3000", "--real-fraction", "0.5",
+            "--batch-size", "64", "--epochs", str(epochs), "--seed", "5",
+            "--loss", "mean_absolute_error"]
+
+
+def test_a_killed_training_run_continues_where_it_stopped(tmp_path):
+    """kill -9 after the first epoch's checkpoint; the same command again goes on from
+    epoch 2 (it says so), and the run ends with every epoch's history once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import wait_for
+
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    argv = [sys.executable, *_fit_argv(out, epochs=3)]
+    proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (out / "progress.json").exists()
+                 and json.loads((out / "progress.json").read_text())["epochs"] >= 1)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = json.loads((out / "progress.json").read_text())["epochs"]
+    if done == 3:
+        pytest.skip("the run finished before it could be killed")
+    again = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming {out} after epoch {done} of 3" in again.stdout
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["epochs"] == 3 and len(progress["history"]["val_loss"]) == 3
+    assert len(json.loads((out / "history.json").read_text())["val_loss"]) == 3
+
+
+def test_a_run_folder_refuses_to_resume_with_another_config(tmp_path):
+    from train.fit import TrainConfig, fit
+
+    cfg = TrainConfig(arch="residual", width=8, latent_width=8, synthetic_patches=600,
+                      epochs=1, batch_size=64)
+    fit(cfg, tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="another config"):
+        fit(TrainConfig(**{**cfg.__dict__, "learning_rate": 0.01}), tmp_path, verbose=0)

@@ -22,6 +22,10 @@ def add_config_args(p: argparse.ArgumentParser, only: tuple[str, ...] | None = N
         if f.name == "pairs":
             p.add_argument(name, nargs="*", default=[],
                            help="folders with noisy/clean or orig/gt pairs (real data)")
+        elif f.name == "paper":
+            p.add_argument(name, nargs="*", default=[],
+                           help="folders of real pages: their selection half gives paper "
+                           "textures for --real-fraction pages")
         elif isinstance(f.default, bool):
             p.add_argument(name, type=lambda v: v.lower() in ("1", "true", "yes"),
                            default=f.default, help=f"true/false, default {f.default}")

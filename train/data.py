@@ -15,7 +15,7 @@ import numpy as np
 from ocr_denoise import context as page_context
 from ocr_denoise.flatten import flatten_page
 
-from . import scans, synth
+from . import real_damage, scans, synth
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
@@ -97,6 +97,8 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       mark_fraction: float = 0.0,
                       context: bool = False,
                       scan_fraction: float = 0.0,
+                      real_fraction: float = 0.0,
+                      paper: list[str] | None = None,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
     (chosen as ``synth.make_pair``'s ``kind_weights`` say), or, with probability
@@ -107,10 +109,16 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
     ``page_norm``: the noisy page goes through ``ocr_denoise.flatten`` first, as the
     runtime does for a model exported with that setting. ``black_ink``: targets drawn
     in black (see ``synth.Page.black_ink``). ``damage_fraction``, ``mark_fraction``,
-    ``context``: see :func:`sample_patches`."""
+    ``context``: see :func:`sample_patches`.
+    ``real_fraction``: the share of pages drawn from ``train.real_damage``'s kinds
+    (damage real scans have), on paper cut from the selection pages of the ``paper``
+    folders (none given: mottled paper); at 0 no draw is made for it."""
+    bank = real_damage.PaperBank.from_folders(paper, rng) if paper and real_fraction else None
     Xs, Ys, got = [], [], 0
     while got < n:
-        if scan_fraction > 0 and rng.random() < scan_fraction:
+        if real_fraction > 0 and rng.random() < real_fraction:
+            noisy, clean = real_damage.make(rng, page_size, page_size, bank)
+        elif scan_fraction > 0 and rng.random() < scan_fraction:
             kind = str(rng.choice(list(scans.KINDS)))
             page, noisy = scans.make(kind, rng, float(rng.uniform(0.3, 1.0)), page_size,
                                      page_size)

@@ -52,6 +52,11 @@ class TrainConfig:
     # share of synthetic pages drawn from train.scans' kinds (small print, forms, receipts,
     # photocopies, phone captures); 0: none, as every recipe up to v8
     scan_fraction: float = 0.0
+    # share of synthetic pages drawn from train.real_damage's kinds (typewriter ribbon,
+    # bitonal office scans, receipts and copies on real paper); 0: none, as up to v8
+    real_fraction: float = 0.0
+    # folders of real pages whose selection half gives paper textures (real_damage.PaperBank)
+    paper: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -90,6 +95,8 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             mark_fraction=cfg.mark_fraction,
                                             context=cfg.context,
                                             scan_fraction=cfg.scan_fraction,
+                                            real_fraction=cfg.real_fraction,
+                                            paper=cfg.paper,
                                             page_size=cfg.page_size,
                                             per_page=round(200 * (cfg.page_size / 256) ** 2)))
     if cfg.pairs and cfg.real_patches:
@@ -143,11 +150,22 @@ def compile_for_training(model, cfg: TrainConfig, steps: int) -> None:
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
 
 
+#: Written after every epoch, next to ``last.keras``: what a resumed run needs.
+PROGRESS = "progress.json"
+
+
 def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     """Train and save ``model.keras`` (best by validation loss) into ``out_dir``.
 
     Returns (model, history dict). Writes ``config.json`` and ``history.json`` so a
     run can be audited and exported later.
+
+    Resumable: after every epoch ``last.keras`` (weights and optimiser state, so the
+    learning-rate schedule goes on where it was) and ``progress.json`` (epochs done,
+    the history so far, the best validation loss) are written, each atomically. A
+    run started again into the same ``out_dir`` with the same config rebuilds the
+    same data (the seed fixes it) and goes on from the next epoch; with a different
+    config it refuses rather than mix two runs. Killed mid-epoch, that epoch is redone.
     """
     import keras
 
@@ -157,6 +175,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         raise ValueError(f"--context true needs --arch shuffle, not {cfg.arch!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    progress = _read_progress(out, cfg)
     set_seeds(cfg.seed)
     t0 = time.time()
     X, Y = build_dataset(cfg)
@@ -164,7 +183,11 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
     Xv, Yv, Xt, Yt = X[:n_val], Y[:n_val], X[n_val:], Y[n_val:]
     if verbose:
         print(f"data: {len(Xt)} train / {len(Xv)} val patches in {time.time() - t0:.1f}s")
-    if cfg.init:
+    if progress:
+        model = keras.models.load_model(out / "last.keras")
+        if verbose:
+            print(f"resuming {out} after epoch {progress['epochs']} of {cfg.epochs}")
+    elif cfg.init:
         model = keras.models.load_model(cfg.init)
         if int(model.inputs[0].shape[1]) != cfg.patch:
             raise ValueError(f"{cfg.init}: patch {model.inputs[0].shape[1]} != config patch "
@@ -179,30 +202,78 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
             if width != cfg.context_width:
                 raise ValueError(f"{cfg.init}: its context branch is {width} wide, but the "
                                  f"config says --context-width {cfg.context_width}")
-    else:
-        model = model_from_config(cfg)
-    compile_for_training(model, cfg, max(1, len(Xt) // cfg.batch_size) * cfg.epochs)
-    (out / "config.json").write_text(cfg.to_json())
+    if not progress:
+        if not cfg.init:
+            model = model_from_config(cfg)
+        compile_for_training(model, cfg, max(1, len(Xt) // cfg.batch_size) * cfg.epochs)
+    _atomic_write(out / "config.json", cfg.to_json())
     ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
                                            save_best_only=True)
-    last = keras.callbacks.ModelCheckpoint(str(out / "last.keras"))
+    done = progress["epochs"] if progress else 0
+    past: dict[str, list[float]] = progress["history"] if progress else {}
+    if progress and progress.get("best") is not None:
+        ckpt.best = float(progress["best"])
+    record = _progress_callback(out, cfg, past, ckpt)
 
     noisy_rmse = float(np.sqrt(np.mean((Xv[..., :1] - Yv.astype(np.float32)) ** 2)))
-    if cfg.context:
-        train_data, val_data = _tensor_batches(X, Y, n_val, cfg.batch_size, cfg.seed)
-        del X, Y, Xt, Yt, Xv, Yv  # the tensors hold the only copy now
-        hist = model.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                         shuffle=False, callbacks=[ckpt, last], verbose=verbose)
-    else:
-        hist = model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
-                         batch_size=cfg.batch_size, shuffle=True, callbacks=[ckpt, last],
-                         verbose=verbose)
-    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    if done < cfg.epochs:
+        if cfg.context:
+            train_data, val_data = _tensor_batches(X, Y, n_val, cfg.batch_size, cfg.seed)
+            del X, Y, Xt, Yt, Xv, Yv  # the tensors hold the only copy now
+            model.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
+                      initial_epoch=done, shuffle=False, callbacks=[ckpt, record],
+                      verbose=verbose)
+        else:
+            model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
+                      initial_epoch=done, batch_size=cfg.batch_size, shuffle=True,
+                      callbacks=[ckpt, record], verbose=verbose)
+    history: dict = {k: list(v) for k, v in past.items()}
     history["noisy_val_rmse"] = noisy_rmse
     history["seconds"] = time.time() - t0
     (out / "history.json").write_text(json.dumps(history, indent=1))
     best = keras.models.load_model(out / "model.keras")
     return best, history
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_progress(out: Path, cfg: TrainConfig) -> dict | None:
+    """The progress a killed run left in ``out`` (None: start afresh). Raises
+    ``ValueError`` when ``out`` holds a run of another config."""
+    path = out / PROGRESS
+    if not path.exists() or not (out / "last.keras").exists():
+        return None
+    progress = json.loads(path.read_text())
+    if progress.get("config") != json.loads(cfg.to_json()):
+        raise ValueError(f"{out} holds a run of another config; resume it with that config, "
+                         "or train into a new folder")
+    return progress
+
+
+def _progress_callback(out: Path, cfg: TrainConfig, history: dict[str, list[float]], ckpt):
+    """A Keras callback that, after each epoch, writes ``last.keras`` and then
+    ``progress.json`` naming it, both atomic, so a kill at any moment leaves a pair
+    that agrees (a kill between the two writes leaves the previous progress with a
+    newer model: that epoch is redone from it). ``history`` is extended in place."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for k, v in (logs or {}).items():
+                history.setdefault(k, []).append(float(v))
+            tmp = out / "last.tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, out / "last.keras")
+            best = ckpt.best
+            _atomic_write(out / PROGRESS, json.dumps({
+                "epochs": epoch + 1, "config": json.loads(cfg.to_json()), "history": history,
+                "best": None if best is None or not np.isfinite(best) else float(best)}))
+
+    return Progress()
 
 
 def _tensor_batches(X: np.ndarray, Y: np.ndarray, n_val: int, batch_size: int, seed: int):

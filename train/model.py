@@ -1,9 +1,10 @@
-"""The denoising autoencoder: the classic 28x28 conv design, widths as parameters,
-and a cheaper variant that does its full-resolution work with pixel (un)shuffles."""
+"""The denoisers: the classic 28x28 conv autoencoder, widths as parameters; a cheaper
+variant that does its full-resolution work with pixel (un)shuffles; and the residual
+model that starts as the identity (``build_residual``)."""
 
 from __future__ import annotations
 
-ARCHES = ("classic", "shuffle")
+ARCHES = ("classic", "shuffle", "residual")
 #: Names of the context branch's layers start so (``grow_context`` tells them apart).
 CONTEXT_PREFIX = "context_"
 
@@ -52,6 +53,8 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
         raise ValueError(f"arch must be one of {ARCHES}, got {arch!r}")
     if context_width and arch != "shuffle":
         raise ValueError("context_width needs arch='shuffle'")
+    if arch == "residual":
+        return build_residual(patch, width, latent_width or 2 * width)
     lw = latent_width or width
     inp = keras.Input((patch, patch, 1), name="noisy")
     if arch == "shuffle":
@@ -100,6 +103,68 @@ def build_model(patch: int = 28, width: int = 32, latent_width: int | None = Non
     if skips:
         x = layers.Add()([x, e1])
     out = layers.Conv2D(1, 3, activation="sigmoid", padding="same", name="clean")(x)
+    return keras.Model(inp, out, name="ocr_denoiser")
+
+
+#: Name of the residual model's last convolution, the one that starts at zero.
+CORRECTION = "correction"
+
+
+def _space_to_depth(x, patch: int):
+    """(N, P, P, 1) -> (N, P/2, P/2, 4), channel 2a+b = pixel (2i+a, 2j+b): lossless,
+    every pixel kept; the inverse of the shuffle arch's output rearrangement."""
+    from keras import layers
+
+    h = patch // 2
+    x = layers.Reshape((h, 2, h, 2))(x)
+    x = layers.Permute((1, 3, 2, 4))(x)
+    return layers.Reshape((h, h, 4))(x)
+
+
+def _depth_to_space(x, patch: int):
+    """(N, P/2, P/2, 4) -> (N, P, P, 1), the inverse of :func:`_space_to_depth`."""
+    from keras import layers
+
+    h = patch // 2
+    x = layers.Reshape((h, h, 2, 2))(x)
+    x = layers.Permute((1, 3, 2, 4))(x)
+    return layers.Reshape((patch, patch, 1))(x)
+
+
+def build_residual(patch: int = 28, width: int = 24, side_width: int = 48):
+    """Input and output: (N, P, P, 1) float32 in [0, 1], white = 1; ``patch`` a
+    multiple of 4. Output = clip(input + correction, 0, 1).
+
+    The page goes in whole: its 2x2 pixel blocks become 4 channels at P/2 x P/2
+    (space-to-depth, which drops nothing, unlike pooling), three 3x3 convolutions of
+    ``width`` work there, and a side path at P/4 (a stride-2 convolution and one
+    more, ``side_width`` wide, upsampled and added) sees about twice as far: whether
+    a grey area is paper texture or a faint letter. The last convolution
+    (``CORRECTION``) makes 4 channels, rearranged back to P x P (depth-to-space),
+    and its weights and bias start at zero, so an untrained model returns its input
+    unchanged: the model can only learn to depart from the page, never has to learn
+    to redraw it. Why not the autoencoder: its 7x7 bottleneck makes it redraw every
+    letter, and the redrawn letters came out bold (issue "A denoiser that helps real
+    pages")."""
+    import keras
+    from keras import layers
+
+    if patch % 4:
+        raise ValueError(f"patch must be a multiple of 4, got {patch}")
+    inp = keras.Input((patch, patch, 1), name="noisy")
+    x = _space_to_depth(inp, patch)
+    f = layers.Conv2D(width, 3, activation="relu", padding="same")(x)
+    f = layers.Conv2D(width, 3, activation="relu", padding="same")(f)
+    s = layers.Conv2D(side_width, 3, strides=2, activation="relu", padding="same")(f)
+    s = layers.Conv2D(side_width, 3, activation="relu", padding="same")(s)
+    s = layers.UpSampling2D(2)(s)
+    s = layers.Conv2D(width, 1, padding="same")(s)
+    f = layers.Activation("relu")(layers.Add()([f, s]))
+    f = layers.Conv2D(width, 3, activation="relu", padding="same")(f)
+    c = layers.Conv2D(4, 3, padding="same", kernel_initializer="zeros",
+                      bias_initializer="zeros", name=CORRECTION)(f)
+    out = layers.Add()([inp, _depth_to_space(c, patch)])
+    out = layers.ReLU(max_value=1.0, name="clean")(out)
     return keras.Model(inp, out, name="ocr_denoiser")
 
 

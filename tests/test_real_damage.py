@@ -1,0 +1,85 @@
+"""train.real_damage: damage that real scans have, and paper from real pages."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from helpers import REPO
+
+from train import real_damage
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import real_scans  # noqa: E402
+
+
+def test_split_is_the_benchmarks_split_so_training_never_sees_a_report_page():
+    ids = [f"{i:03d}" for i in range(60)] + ["EHRI-BF-19380111_DE_01", "0000971160"]
+    rs = real_scans
+    assert [real_damage.split_of(i) for i in ids] == [rs.split_of(i) for i in ids]
+    assert {real_damage.split_of(i) for i in ids} == {"selection", "report"}
+
+
+def test_paper_comes_only_from_selection_pages(tmp_path, rng):
+    for i in range(12):
+        page = np.full((80, 80), 200, np.uint8)
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), page)
+    got = {p.stem for p in real_damage.selection_images([tmp_path])}
+    want = {f"{i:02d}" for i in range(12)
+            if int(hashlib.sha256(f"{i:02d}".encode()).hexdigest(), 16) % 2 == 0}
+    assert got == want and 0 < len(got) < 12
+
+
+def test_paper_tiles_avoid_ink(rng):
+    page = np.full((300, 300), 0.85, np.float32)
+    page += 0.01 * rng.standard_normal(page.shape).astype(np.float32)
+    page[:, 100:104] = 0.2  # a rule down the page
+    tiles = real_damage.paper_tiles(page, rng, 20)
+    assert len(tiles) == 20
+    for t in tiles:
+        assert t.shape == (real_damage.TILE, real_damage.TILE)
+        assert t.min() > 0.9 and abs(float(np.median(t)) - 1.0) < 1e-6
+    assert real_damage.paper_tiles(np.zeros((300, 300), np.float32), rng, 5) == []
+
+
+def test_a_paper_field_has_no_seams(rng):
+    tile = (1.0 + 0.03 * rng.standard_normal((64, 64))).astype(np.float32)
+    bank = real_damage.PaperBank([tile, tile + 0.05])
+    field = bank.field(rng, 200, 300)
+    assert field.shape == (200, 300)
+    # A seam is a jump between neighbours far above the texture's own steps.
+    steps = np.abs(np.diff(field, axis=1))
+    assert steps.max() < 6 * np.abs(np.diff(tile, axis=1)).max()
+
+
+@pytest.mark.parametrize("kind", list(real_damage.KINDS))
+def test_every_kind_gives_a_damaged_page_and_a_target_as_printed(kind, rng):
+    noisy, clean = real_damage.make(rng, 160, 200, None, kind)
+    assert noisy.shape == clean.shape == (160, 200)
+    assert noisy.dtype == clean.dtype == np.float32
+    assert 0 <= noisy.min() and noisy.max() <= 1 and 0 <= clean.min() and clean.max() <= 1
+    assert np.abs(noisy - clean).mean() > 0.005  # something was done to it
+    ink = clean < 0.5
+    assert 0.005 < ink.mean() < 0.4  # text, not a blank or a black page
+    # The target's paper is white: the model learns to whiten, not to keep the grain.
+    assert np.median(clean[clean > 0.5]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_typewriter_target_keeps_the_fonts_stroke_width(rng):
+    """The target is the font as rendered: a filled-in or double-struck input never
+    makes the target bolder (same ink as the plain rendering of that text)."""
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    _, clean = real_damage.make(r1, 200, 200, None, "typewriter")
+    from train import scans, synth
+    r2.uniform(0.2, 1.0)  # make's draw of the strength
+    page = synth.render_page(r2, 200, 200, x_height=float(r2.uniform(7, 14)), family="mono",
+                             ink=0.0, margin=scans._margin(200))
+    np.testing.assert_array_equal(clean, page.clean)
+
+
+def test_unknown_kind_is_named():
+    with pytest.raises(KeyError, match="carbon"):
+        real_damage.make(np.random.default_rng(0), 50, 50, None, "carbon")
