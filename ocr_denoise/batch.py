@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .atomic import remove_stale_temps
 from .errors import SettingsError
-from .executors import Executor, ProcessExecutor
+from .executors import STOP, Executor, ProcessExecutor
 from .plan import (
     PathLike,
     Task,
@@ -146,21 +146,30 @@ def run(tasks: list[Task], failures: list[FileResult], options: RunOptions,
     report = BatchReport()
     for r in failures + skipped:
         report.add(r)
+    left: list[Task] = todo
+    interrupted = False
     try:
+        if STOP.level:  # Ctrl-C or SIGTERM while planning: start nothing
+            return finish_report(report, [t.src for t in todo], True, t0)
         executor.start(options, len(todo))
         report.jobs, report.threads = executor.jobs, executor.threads
-        out_dirs = prepare_output_folders(todo)
+        prepare_output_folders(todo)
         if todo:
             logger.info("%d file(s) to do, %d skipped; %s", len(todo), len(skipped),
                         executor.describe())
         on_result, close = result_sink(report, progress=progress, total=len(todo))
         try:
+            STOP.started = True
             left, interrupted = (executor.run(todo, options, on_result) if todo
                                  else ([], False))
         finally:
             close()
-            for folder in out_dirs:  # what workers killed mid-write left behind
+            # What workers killed mid-write left behind, and what earlier killed runs
+            # left beside outputs that were done before (their folders had no work).
+            for folder in sorted({t.dst.parent for t in tasks}):
                 remove_stale_temps(folder)
     finally:
         executor.close()
+        if not STOP.managed:
+            STOP.reset()
     return finish_report(report, [t.src for t in left], interrupted, t0)

@@ -4,6 +4,10 @@ It parses arguments, sets up logging and the progress bar, calls the batch API
 and turns its report into a summary on stderr and an exit status:
 0 nothing failed, 1 some file failed, 2 the run could not start (bad
 arguments, model, device, missing tesseract), 130 interrupted.
+
+Ctrl-C or SIGTERM: the first starts no new file and lets those in progress
+finish; a second stops at once, discarding the files in progress. Either way
+the summary of what finished is printed, with no traceback (``_Signals``).
 """
 
 from __future__ import annotations
@@ -11,16 +15,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .images import DEFAULT_MAX_PIXELS, WRITE_EXTENSIONS
-from .plan import is_glob
+
+# Nothing heavy at module level: ``main`` installs the signal handlers before it
+# imports numpy, OpenCV or onnxruntime (through .images, .plan, .executors), so a
+# Ctrl-C while those load is a stop request like any other, not a traceback.
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,7 +43,8 @@ Existing outputs are skipped (run the same command again to resume an
 interrupted run); --overwrite redoes them.
 exit status: 0 all done, 1 some file failed (listed on stderr), 2 the run could
 not start (nothing found, a missing input, a PDF, a --lang tesseract lacks...),
-130 interrupted. Also: python -m ocr_denoise.
+130 interrupted (Ctrl-C or SIGTERM: the files in progress finish, nothing new
+starts; press it again to stop at once). Also: python -m ocr_denoise.
 """
 
 
@@ -71,6 +80,8 @@ def _positive_int(s: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .images import DEFAULT_MAX_PIXELS
+
     p = argparse.ArgumentParser(
         prog="ocr-denoise",
         description="Clean scanned pages before OCR with a learned denoiser: one file, "
@@ -153,6 +164,9 @@ class _Version(argparse.Action):
 def _single_file(args: argparse.Namespace) -> bool:
     """``ocr-denoise IN.png -o OUT.png``: one input that is not a folder or pattern,
     and an output named like an image file that is not an existing folder."""
+    from .images import WRITE_EXTENSIONS
+    from .plan import is_glob
+
     if len(args.inputs) != 1:
         return False
     src, out = Path(args.inputs[0]), Path(args.output)
@@ -166,6 +180,8 @@ def _preflight(args: argparse.Namespace) -> str | None:
     """What stops a run before it starts, in the user's words (None: nothing):
     an input that does not exist, a PDF (the OCRmyPDF plugin reads those), an
     OCR language tesseract does not have. Checked before any page is denoised."""
+    from .plan import is_glob
+
     for given in args.inputs:
         p = Path(given)
         if not (p.exists() or p.is_symlink()) and not is_glob(given):
@@ -175,6 +191,9 @@ def _preflight(args: argparse.Namespace) -> str | None:
                     "WebP). For PDFs use OCRmyPDF with this package's plugin: "
                     "pip install 'ocr-denoise[ocrmypdf]', then ocrmypdf --denoise IN.pdf "
                     "OUT.pdf")
+    unwritable = _unwritable_output(args)
+    if unwritable:
+        return unwritable
     if args.ocr:
         from .ocr import available_languages, missing_languages
 
@@ -184,6 +203,28 @@ def _preflight(args: argparse.Namespace) -> str | None:
             return (f"--lang {args.lang}: tesseract has no {'+'.join(missing)}; it has "
                     f"{', '.join(have)} (Debian: apt install "
                     f"tesseract-ocr-{missing[0]})")
+    return None
+
+
+def _unwritable_output(args: argparse.Namespace) -> str | None:
+    """Why nothing can be written where ``-o`` points (None: a file can be created
+    there, or the folder will be made and the run says if that fails). Tried for
+    real, with a file created and removed at once: permissions alone do not tell
+    (root may write anywhere, yet /proc takes no new files)."""
+    from .atomic import temp_name
+
+    out = Path(args.output)
+    folder = out.parent if _single_file(args) else out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the run makes the folders below this one
+    if not folder.is_dir():
+        return None  # not a folder: planning says so in its own words
+    probe = temp_name(folder / ".ocr-denoise-probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        return f"cannot write {args.output}: cannot create files in {folder} ({e.strerror})"
+    os.unlink(probe)
     return None
 
 
@@ -209,11 +250,87 @@ def _in_cli_words(e: Exception) -> str:
     return str(e)
 
 
-def _interrupt(signum: int, frame: object) -> None:  # SIGTERM: the same stop as Ctrl-C
-    raise KeyboardInterrupt
+class _Signals:
+    """Ctrl-C (SIGINT) and SIGTERM for the command line. The first asks the run to
+    stop (``executors.STOP``): no new file starts, those in progress finish. A
+    second stops at once: the files in progress are discarded (their temporaries
+    removed), and the summary of what finished still prints. The handler never
+    raises, so no traceback can appear, except once before any file has started
+    (``setup``), when there is nothing to wait for: ``KeyboardInterrupt`` then
+    ends the run where it is and ``main`` says so. Installed before the heavy
+    imports; requests made before ``attach`` are handed on there."""
+
+    def __init__(self) -> None:
+        self.setup = True
+        self.stop: Any = None  # executors.STOP, once imported
+        self._pending: list[str] = []
+        self._raised = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started ignoring it (nohup, a background job): keep that
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def attach(self, stop: Any) -> None:
+        stop.managed = True
+        for name in self._pending:
+            stop.request(name)
+        self.stop = stop
+
+    def ignore(self) -> None:
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_IGN)
+        if self.stop is not None:
+            self.stop.reset()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        if self.stop is not None:
+            self.stop.reset()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.stop is None:
+            self._pending.append(name)
+            level, started = min(len(self._pending), 2), False
+        else:
+            level, started = self.stop.request(name), self.stop.started
+        if level >= 2 and self.setup and not started and not self._raised:
+            self._raised = True
+            raise KeyboardInterrupt
+
+
+def _exit_now(code: int) -> None:
+    """End the process without waiting for a file thread a stop at once left
+    running (it writes nothing more: ``atomic.abandon``)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals = _Signals()
+    signals.install()  # before anything slow: a signal from now on never shows a traceback
+    try:
+        try:
+            return _main(argv, signals)
+        except KeyboardInterrupt:  # a second signal before any file had started
+            print("ocr-denoise: stopped before any file was started; run the same command "
+                  "again to do them", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    finally:
+        if argv is not None:  # called from Python: give the caller its handlers back
+            signals.restore()
+        else:  # the program is ending: a late signal must not kill it on the way out
+            signals.ignore()  # (Python resets its own handlers to the default at exit)
+
+
+def _main(argv: Sequence[str] | None, signals: _Signals) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose
@@ -222,10 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cv2  # this process is ours: decoder complaints become failure reasons instead
 
     from .batch import denoise_files, denoise_folder
-    from .executors import default_jobs
+    from .executors import STOP, default_jobs
     from .work import RunOptions
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    signals.attach(STOP)
 
     try:
         problem = _preflight(args)
@@ -254,7 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         redirect = logging_redirect_tqdm()  # log lines print above the bar, not through it
 
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with redirect:
             if single:
@@ -265,21 +382,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         suffix=args.suffix, format=args.format,
                                         options=options, jobs=jobs,
                                         scheduler=args.scheduler, progress=progress)
-    except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
-        print("ocr-denoise: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        raise
     except Exception as e:  # the run could not start: model, device, tesseract, arguments
         logging.getLogger(__name__).debug("setup failure", exc_info=True)
         print(f"ocr-denoise: error: {_in_cli_words(e)}", file=sys.stderr)
         return EXIT_SETUP
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.setup = False  # from here on, signals only ask; the summary always prints
 
     if not (report.done or report.skipped or report.failed or report.interrupted):
         print(f"ocr-denoise: error: {_nothing_found(args)}", file=sys.stderr)
         return EXIT_SETUP
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stderr)
+    code = EXIT_INTERRUPTED if report.interrupted else EXIT_OK if report.ok else EXIT_FAILED
     if args.report:
         from .report import write_json
 
@@ -288,10 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as e:
             print(f"ocr-denoise: error: cannot write the report {args.report}: "
                   f"{e.strerror or e}", file=sys.stderr)
-            return EXIT_FAILED
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if report.ok else EXIT_FAILED
+            code = code or EXIT_FAILED
+    if STOP.level >= 2 and any(t.name == "ocr_denoise-file" and t.is_alive()
+                               for t in threading.enumerate()):
+        _exit_now(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

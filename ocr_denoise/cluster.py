@@ -31,16 +31,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from .errors import MissingDependencyError, SettingsTypeError
-from .executors import DiskFullWatch, Executor
+from .executors import (
+    POLL,
+    STOP,
+    DiskFullWatch,
+    Executor,
+    _interrupted,
+    _StopNotice,
+    _Waiting,
+    claimed_process_file,
+)
 from .plan import Task
-from .report import FileResult, OnResult
+from .report import FileResult, OnResult, shown
 from .session import Denoiser
-from .work import RunOptions, check_ocr, process_file
+from .work import RunOptions, check_ocr
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -79,14 +89,15 @@ def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None
     return None
 
 
-def _work(task: Task, options: RunOptions) -> FileResult:
+def _work(task: Task, options: RunOptions) -> FileResult | None:
     """Denoise one file on a worker; never raises for a problem with the file,
-    nor for a session this worker cannot build (a failed ``FileResult`` each)."""
+    nor for a session this worker cannot build (a failed ``FileResult`` each).
+    None: another run holds the output's claim (``atomic.output_claim``)."""
     try:
         denoiser = _denoiser(options)
     except Exception as e:
         return FileResult(task.src, "failed", task.dst, reason=f"{type(e).__name__}: {e}")
-    return process_file(task, denoiser, options)
+    return claimed_process_file(task, denoiser, options)
 
 
 def _raise(error: tuple[type[BaseException], str]) -> None:
@@ -196,7 +207,7 @@ def _submit_all(client: Client, todo: list[Task], options: RunOptions, window: i
     def first_pass(t: Task, r: FileResult | BaseException) -> None:
         if isinstance(r, KilledWorker):
             logger.warning("workers died while %s was queued on them; retrying it alone",
-                           t.src)
+                           shown(t.src))
             killed.append(t)
         else:
             on_result(r if isinstance(r, FileResult) else _failure(t, r))
@@ -220,37 +231,78 @@ def _run_window(client: Client, todo: list[Task], options: RunOptions, window: i
     """Keep up to ``window`` files submitted until all are done; ``handle(task,
     FileResult or the exception)`` gets each outcome. Once ``watch`` finds the
     output disk full, nothing more is submitted and the rest go to
-    ``watch.not_started``. Returns (tasks not started, interrupted)."""
+    ``watch.not_started``. Files another run holds (a None result) are submitted
+    again once nothing else is left. A stop request (``executors.STOP``) submits
+    nothing more and cancels the files the scheduler has not given a worker yet;
+    a second one cancels the rest too (a worker still finishes the file it is on:
+    a Dask task cannot be interrupted). Returns (tasks not started, interrupted)."""
     from distributed import as_completed
 
     pending = list(reversed(todo))
     running: dict = {}
+    waiting = _Waiting()
+    notice = _StopNotice()
+    trimmed = False
 
     def submit() -> object:
         t = pending.pop()
-        f = client.submit(_work, t, options, key=f"denoise-{t.src.name}-{uuid.uuid4().hex}")
+        f = client.submit(_work, t, options,  # the key shows in Dask's own logs
+                          key=f"denoise-{shown(t.src.name)}-{uuid.uuid4().hex}")
         running[f] = t
         return f
+
+    def not_started() -> list[Task]:
+        return sorted([*running.values(), *pending, *waiting.tasks], key=lambda t: str(t.src))
 
     # loop=: a Client made from an address is not the process's default client,
     # and as_completed would otherwise look for one ("No clients found").
     done_iter = as_completed([submit() for _ in range(min(window, len(pending)))],
                              loop=client.loop)
-    try:
-        for f in done_iter:
-            t = running.pop(f)
+    while running or pending or waiting:
+        try:
+            if STOP.level and not trimmed:  # what no worker has started yet: not started
+                trimmed = True
+                busy = {k for keys in client.processing().values() for k in keys}
+                queued = [f for f in running if f.key not in busy]
+                client.cancel(queued)
+                pending += [running.pop(f) for f in queued]
+            level = notice.level(list(running.values()))
+            if level >= 2 or (level and not running):
+                client.cancel(list(running))
+                return not_started(), True
+            if done_iter.has_ready():
+                finished = done_iter.next_batch(block=False)
+            elif running:
+                time.sleep(POLL / 5)
+                continue
+            elif pending and not watch.full and not level:
+                done_iter.add(submit())
+                continue
+            elif waiting and not pending and not watch.full:
+                pending += reversed(waiting.take(notice))
+                for _ in range(min(window, len(pending))):
+                    done_iter.add(submit())
+                continue
+            else:
+                break
+        except KeyboardInterrupt:
+            _interrupted(notice, list(running.values()))
+            continue
+        for f in finished:
+            t = running.pop(f, None)
+            if t is None:  # cancelled on a stop request
+                continue
             try:
-                r: FileResult | BaseException = f.result()
+                r: FileResult | BaseException | None = f.result()
             except Exception as e:  # raised on the worker, or the worker died
                 r = e
-            handle(t, r)
             f.release()
-            if pending and not watch.full:
+            if r is None:
+                waiting.add(t)
+            else:
+                handle(t, r)
+            if pending and not watch.full and not STOP.level:
                 done_iter.add(submit())
-    except KeyboardInterrupt:
-        logger.warning("interrupted: cancelling %d file(s) in progress", len(running))
-        client.cancel(list(running))
-        return sorted(list(running.values()) + pending, key=lambda t: str(t.src)), True
-    if pending:
-        watch.not_started(pending[::-1])
+    if pending or waiting:
+        watch.not_started([*pending[::-1], *waiting.tasks])
     return [], False

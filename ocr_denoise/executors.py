@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as cf
+import contextlib
 import errno
 import logging
 import logging.handlers
@@ -34,14 +35,140 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from . import atomic
 from .plan import Task
-from .report import FileResult, OnResult
+from .report import FileResult, OnResult, shown
 from .session import Denoiser, available_cores, positive_int
 from .work import RunOptions, check_ocr, process_file
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between looks at a stop request while files run (how soon a stop is seen).
+POLL = 0.1
+
+
+class Stop:
+    """How far a stop has been asked for, for the run in progress: 0 none; 1 start
+    no new file and let those in progress finish (Ctrl-C or SIGTERM once); 2 stop
+    at once, discarding the files in progress (a second signal).
+
+    The command line's signal handlers call ``request``, as do the executors when
+    a ``KeyboardInterrupt`` reaches them while they wait (the Python API, where
+    Ctrl-C raises it). Executors look at ``level`` between files and while waiting
+    (every ``POLL`` seconds) and report what they did not start. ``started``: the
+    executor's ``run`` has begun (the command line stops at once on a second
+    signal before that). ``managed``: the command line owns this object and resets
+    it itself; otherwise every run resets it when it ends.
+    """
+
+    def __init__(self) -> None:
+        self.level = 0
+        self.started = False
+        self.managed = False
+        self.signal_name = "Ctrl-C"
+
+    def request(self, signal_name: str = "Ctrl-C") -> int:
+        """One more stop request; returns the new level."""
+        if self.level == 0:
+            self.signal_name = signal_name
+        self.level = min(self.level + 1, 2)
+        return self.level
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+#: The stop state of this process's run (one run at a time per process).
+STOP = Stop()
+
+
+def _names(tasks: Sequence[Task], most: int = 8) -> str:
+    shown_ = ", ".join(shown(t.src) for t in tasks[:most])
+    return shown_ + (f" and {len(tasks) - most} more" if len(tasks) > most else "")
+
+
+class _StopNotice:
+    """Says each step of a stop once, from the executor's loop, naming the files
+    in progress at that moment."""
+
+    def __init__(self) -> None:
+        self.said = 0
+
+    def level(self, in_progress: Sequence[Task]) -> int:
+        level = STOP.level
+        if level > self.said:
+            self.said = level
+            again = f"{STOP.signal_name} again to stop at once"
+            if level == 1 and in_progress:
+                logger.warning("stopping (%s): no new file is started; letting the %d file(s) "
+                               "in progress finish: %s (%s)", STOP.signal_name,
+                               len(in_progress), _names(in_progress), again)
+            elif level == 1:
+                logger.warning("stopping (%s): no new file is started", STOP.signal_name)
+            elif in_progress:
+                logger.warning("stopping at once: the %d file(s) in progress are discarded "
+                               "(no output written): %s", len(in_progress),
+                               _names(in_progress))
+        return level
+
+
+def _interrupted(notice: _StopNotice, in_progress: Sequence[Task]) -> int:
+    """A KeyboardInterrupt reached an executor's wait: one more stop request."""
+    STOP.request()
+    return notice.level(in_progress)
+
+
+class _Waiting:
+    """Files another live run holds the claim on (``atomic.output_claim``): tried
+    again once nothing else is left, until that run has finished them (then they
+    are skipped) or died (then they are done here)."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self._since: float | None = None
+        self._warned = False
+        self._pause = POLL
+
+    def add(self, t: Task) -> None:
+        logger.info("another run is writing %s; coming back to it", shown(t.dst))
+        self.tasks.append(t)
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+    def take(self, notice: _StopNotice) -> list[Task]:
+        """After a pause (cut short by a stop request), the files to try again."""
+        now = time.monotonic()
+        self._since = self._since or now
+        if not self._warned and now - self._since > 10:
+            self._warned = True
+            logger.warning("waiting for another run to finish %d file(s) it is writing: %s",
+                           len(self.tasks), _names(self.tasks))
+        end = now + self._pause
+        self._pause = min(2 * self._pause, 2.0)
+        while time.monotonic() < end and not notice.level([]):
+            try:
+                time.sleep(POLL / 2)
+            except KeyboardInterrupt:
+                _interrupted(notice, [])
+        if STOP.level:
+            return []
+        tasks, self.tasks = self.tasks, []
+        return tasks
+
+
+def claimed_process_file(task: Task, denoiser: Denoiser,
+                         options: RunOptions) -> FileResult | None:
+    """``process_file`` while holding the output's claim; None, without reading
+    anything, when another live run (another process, container or machine) is
+    working on the same output."""
+    with atomic.output_claim(task.dst) as mine:
+        if not mine:
+            return None
+        return process_file(task, denoiser, options)
 
 
 class Executor(abc.ABC):
@@ -119,8 +246,10 @@ class DiskFullWatch:
 
 
 class SerialExecutor(Executor):
-    """One file after another in this process, with one session using ``threads``
-    cores (None: all)."""
+    """One file after another, with one session using ``threads`` cores (None:
+    all). Each file runs on a helper thread while this thread waits, so a stop
+    request is seen at once: the file in progress finishes (or, at a second
+    request, is discarded with its temporary files) and no new one starts."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.jobs = 1
@@ -139,20 +268,64 @@ class SerialExecutor(Executor):
         assert self._denoiser is not None or not todo, "start() first"
         watch = DiskFullWatch()
         on_result = watch.wrap(on_result)
-        for i, t in enumerate(todo):
+        notice = _StopNotice()
+        queue: deque[Task] = deque(todo)
+        waiting = _Waiting()
+        while queue or waiting:
             if watch.full:
-                watch.not_started(todo[i:])
-                break
-            try:
-                r = process_file(t, self._denoiser, options)  # type: ignore[arg-type]
-            except KeyboardInterrupt:
-                logger.warning("interrupted")
-                return todo[i:], True
-            on_result(r)
+                watch.not_started([*queue, *waiting.tasks])
+                return [], False
+            if notice.level([]):
+                return [*queue, *waiting.tasks], True
+            if not queue:
+                queue.extend(waiting.take(notice))
+                continue
+            t = queue.popleft()
+            r = self._one(t, options, notice)
+            if r is _ABANDONED:
+                return [t, *queue, *waiting.tasks], True
+            if r is None:
+                waiting.add(t)
+            else:
+                on_result(r)  # type: ignore[arg-type]
         return [], False
+
+    def _one(self, t: Task, options: RunOptions, notice: _StopNotice) -> object:
+        """``t``'s result (None: another run holds its output), computed on a helper
+        thread; ``_ABANDONED`` if a stop at once came first."""
+        group = atomic.WriteGroup()
+        box: list[FileResult | None] = []
+        logger.debug("starting %s", shown(t.src))
+
+        def work() -> None:
+            with atomic.writing_as(group):
+                try:
+                    box.append(claimed_process_file(t, self._denoiser, options))  # type: ignore[arg-type]
+                except Exception as e:  # process_file never raises for a file; just in case
+                    box.append(FileResult(t.src, "failed", t.dst,
+                                          reason=f"{type(e).__name__}: {e}"))
+
+        # A daemon: a run stopped at once does not wait for the page on it.
+        worker = threading.Thread(target=work, name="ocr_denoise-file", daemon=True)
+        worker.start()
+        while True:
+            try:
+                worker.join(POLL)
+                if not worker.is_alive():
+                    return box[0] if box else FileResult(
+                        t.src, "failed", t.dst, reason="the file's thread ended without a result")
+                level = notice.level([t])
+            except KeyboardInterrupt:
+                level = _interrupted(notice, [t])
+            if level >= 2:
+                atomic.abandon(group)  # its temporaries and claim go; nothing new is written
+                return _ABANDONED
 
     def close(self) -> None:
         self._denoiser = None
+
+
+_ABANDONED = object()
 
 
 class ProcessExecutor(Executor):
@@ -213,8 +386,11 @@ def _exit_when_orphaned(parent: int) -> None:
 def _init_worker(options: RunOptions, threads: int | None, log_queue: Any,
                  log_level: int) -> None:
     global _worker
-    # Ctrl-C on a terminal reaches the whole process group; the main process
-    # decides what happens (let running files finish), workers carry on.
+    # Ctrl-C on a terminal reaches the whole process group: the main process
+    # decides what happens (let running files finish, or stop them at once),
+    # workers carry on until told. (They start with SIGINT blocked, so one landing
+    # while this interpreter starts cannot print a traceback either.) SIGTERM keeps
+    # its default: the pool itself ends workers with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # This process is ours: send its log records to the main process, which
     # handles them as its own (one place decides where logs go).
@@ -231,22 +407,41 @@ def _init_worker(options: RunOptions, threads: int | None, log_queue: Any,
     _worker = (Denoiser(options.model, device=options.device, threads=threads), options)
 
 
-def _work(task: Task) -> FileResult:
+def _work(task: Task) -> FileResult | None:
     assert _worker is not None
-    return process_file(task, *_worker)
+    return claimed_process_file(task, *_worker)
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while worker processes are started: a new
+    process inherits the mask, so a Ctrl-C reaching the process group while a
+    worker's interpreter starts stays pending there (the worker ignores it once
+    it runs) instead of printing a KeyboardInterrupt traceback. This process
+    loses no signal: it is delivered when the block ends (or to another thread
+    at once)."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _run_pool(todo: list[Task], options: RunOptions, threads: int | None, jobs: int,
               on_result: OnResult) -> tuple[list[Task], bool]:
     """Run ``todo`` in ``jobs`` processes; returns (not started, interrupted).
 
-    At most ``2 * jobs`` files are in flight. If a worker dies, the pool is
-    rebuilt and the files in flight are retried one at a time (alone in the
-    pool): a file that kills a worker on its own is a failure, the others
-    complete normally.
+    At most ``jobs`` files are in flight, one per worker, so a stop request
+    starts nothing new. If a worker dies, the pool is rebuilt and the files in
+    flight are retried one at a time (alone in the pool): a file that kills a
+    worker on its own is a failure, the others complete normally.
     """
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-    log_queue = ctx.Queue()
+    with _stop_signals_blocked():
+        log_queue = ctx.Queue()
     listener = logging.handlers.QueueListener(log_queue, _Redispatch())
     listener.start()
     try:
@@ -262,72 +457,105 @@ class _Redispatch(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
+def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop every worker of ``pool`` at once and wait until they are gone (their
+    locks with them, so their temporaries and claims are provably stale)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(10)
+
+
 def _run_pool_logged(todo: list[Task], init: tuple[RunOptions, int | None, Any], jobs: int,
                      on_result: OnResult, ctx: Any) -> tuple[list[Task], bool]:
     level = logging.getLogger("ocr_denoise").getEffectiveLevel()
     watch = DiskFullWatch()
     on_result = watch.wrap(on_result)
+    notice = _StopNotice()
     queue: deque[Task] = deque(todo)
     suspects: deque[Task] = deque()
-    while (queue or suspects) and not watch.full:
+    waiting = _Waiting()
+    while (queue or suspects or waiting) and not watch.full:
+        if notice.level([]):
+            return [*queue, *suspects, *waiting.tasks], True
+        if not (queue or suspects):
+            queue.extend(waiting.take(notice))
+            continue
         pool = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                       initargs=(*init, level))
-        running: dict[cf.Future[FileResult], tuple[Task, bool]] = {}
+        running: dict[cf.Future[FileResult | None], tuple[Task, bool]] = {}
         crashed: list[tuple[Task, bool]] = []
-        try:
-            broken = False
-            while not broken:
+        broken = False
+        stopping = 0
+        while not broken:
+            try:
+                stopping = notice.level([t for t, _ in running.values()])
                 isolate = bool(suspects)
-                source, limit = (suspects, 1) if isolate else (queue, 2 * jobs)
-                while source and len(running) < limit and not watch.full:
+                source, limit = (suspects, 1) if isolate else (queue, jobs)
+                while (source and len(running) < limit and not watch.full
+                       and not stopping):
                     t = source.popleft()
+                    logger.debug("starting %s", shown(t.src))
                     try:
-                        running[pool.submit(_work, t)] = (t, isolate)
+                        with _stop_signals_blocked():
+                            running[pool.submit(_work, t)] = (t, isolate)
                     except cf.process.BrokenProcessPool:
                         # A worker died after the last wait returned: this file never
                         # started, so it goes back where it was, not among the suspects.
                         source.appendleft(t)
                         broken = True
                         break
-                if broken or not running:
+                if broken or stopping >= 2:
                     break
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for f in finished:
-                    t, alone = running.pop(f)
-                    exc = f.exception()
-                    if isinstance(exc, cf.process.BrokenProcessPool):
-                        crashed.append((t, alone))
-                    elif exc is not None:
-                        on_result(FileResult(t.src, "failed", t.dst,
-                                             reason=f"{type(exc).__name__}: {exc}"))
-                    else:
-                        on_result(f.result())
-                if crashed:
-                    break
-        except KeyboardInterrupt:
-            logger.warning("interrupted: letting the %d file(s) in progress finish", len(running))
-            pool.shutdown(wait=False, cancel_futures=True)
-            left = list(queue) + list(suspects)
-            for f, (t, _) in running.items():
-                try:
-                    on_result(f.result())
-                except (cf.CancelledError, cf.process.BrokenProcessPool):
-                    left.append(t)
-            return left, True
+                if not running:
+                    if stopping or watch.full or suspects or queue or not waiting:
+                        break
+                    queue.extend(waiting.take(notice))  # the same workers try them again
+                    continue
+                finished, _ = cf.wait(running, timeout=POLL, return_when=cf.FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                stopping = _interrupted(notice, [t for t, _ in running.values()])
+                continue
+            for f in finished:
+                t, alone = running.pop(f)
+                exc = f.exception()
+                if isinstance(exc, cf.process.BrokenProcessPool):
+                    crashed.append((t, alone))
+                elif exc is not None:
+                    on_result(FileResult(t.src, "failed", t.dst,
+                                         reason=f"{type(exc).__name__}: {exc}"))
+                elif f.result() is None:
+                    waiting.add(t)
+                else:
+                    on_result(f.result())  # type: ignore[arg-type]
+            if crashed:
+                break
+        if stopping >= 2:
+            _kill_workers(pool)  # their temporaries are removed once they are gone
+            pool.shutdown(wait=True, cancel_futures=True)
+            left = [t for t, _ in running.values()] + [t for t, _ in crashed]
+            return [*left, *queue, *suspects, *waiting.tasks], True
         for f, (t, alone) in running.items():  # the rest of a broken pool
-            if f.done() and f.exception() is None:
-                on_result(f.result())
+            if f.done() and f.exception() is None and f.result() is not None:
+                on_result(f.result())  # type: ignore[arg-type]
+            elif f.done() and f.exception() is None:
+                waiting.add(t)
             else:
                 crashed.append((t, alone))
         pool.shutdown(wait=True, cancel_futures=True)
         for t, alone in crashed:
-            if alone:
+            if stopping:
+                queue.append(t)  # not retried after a stop request: not started
+            elif alone:
                 on_result(FileResult(t.src, "failed", t.dst, reason=(
                     "the worker process died while processing this file (crashed, or "
                     "killed e.g. for lack of memory)")))
             else:
-                logger.warning("a worker process died; retrying %s on its own", t.src)
+                logger.warning("a worker process died; retrying %s on its own", shown(t.src))
                 suspects.append(t)
     if watch.full:
-        watch.not_started(list(queue) + list(suspects))
+        watch.not_started([*queue, *suspects, *waiting.tasks])
     return [], False

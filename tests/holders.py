@@ -30,6 +30,7 @@ if what == "temp":
 else:
     held = atomic.output_claim(path)
     assert held.__enter__() is True, "someone else holds the claim"
+    assert atomic.claim_name(atomic.Path(path)).exists(), "no claim file (no folder?)"
 print("ready", flush=True)
 if sys.stdin.readline().strip() == "finish":
     if what == "claim":

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import REPO, noisy_page, wait_for, worker_pids, write_random_pages
+from holders import Holder
 from PIL import Image
 
 from ocr_denoise import BatchReport, denoise_folder, denoise_page
@@ -269,10 +270,28 @@ def test_temporaries_left_by_a_killed_run_are_removed_when_a_run_starts(
         tmp_path, identity_model, make_page_folder):
     src, out = make_page_folder(names=["a.png"], shape=(60, 80)), tmp_path / "out"
     out.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (out / f".a.png.{dead.pid}.k3j4.tmp").write_bytes(b"half a page")
+    writer = Holder("temp", out / "a.png")  # a real writer, killed mid-write
+    writer.kill()
+    writer.close()
+    assert len(output_files(out)) == 1
     assert denoise_folder(src, out, model=identity_model).ok
+    assert output_files(out) == ["a.png"]
+
+
+def test_temporaries_and_claims_left_beside_finished_outputs_are_removed(
+        tmp_path, identity_model, make_page_folder):
+    # A run killed after renaming its output but before releasing its claim, or a
+    # writer of an output done since: the next run has nothing to do in that folder,
+    # and must still clear what the dead left there.
+    src, out = make_page_folder(names=["a.png"], shape=(60, 80)), tmp_path / "out"
+    assert denoise_folder(src, out, model=identity_model).ok
+    for what in ("temp", "claim"):
+        h = Holder(what, out / "a.png")
+        h.kill()
+        h.close()
+    assert len(output_files(out)) == 3
+    report = denoise_folder(src, out, model=identity_model)
+    assert report.ok and len(report.skipped) == 1
     assert output_files(out) == ["a.png"]
 
 
@@ -468,3 +487,62 @@ def test_a_full_output_disk_stops_the_run_naming_the_output(tmp_path, identity_m
                                         f"No space left on device writing {out / 'p3.png'})")
     assert "not started: the output disk is full" in report.summary()
     assert not report.ok and output_files(out) == ["p1.png"]
+
+
+def test_a_full_output_disk_stops_a_worker_pool_run_too(tmp_path, identity_model,
+                                                       make_page_folder, monkeypatch):
+    """As above with two worker processes: the full disk is injected inside the
+    workers (``faults.full_disk_pool_work``: every write fails with ENOSPC but
+    p1.png's), the pages really run there. Results arrive as workers finish, so
+    which files fail to write varies; what must hold: once two failures come in a
+    row nothing more starts, every file left is "not started" and was never
+    denoised, and every write failure names its output."""
+    import functools
+
+    import faults
+
+    from ocr_denoise import executors
+
+    src = make_page_folder(10, shape=(30, 30))
+    out, log = tmp_path / "out", str(tmp_path / "started.log")
+    monkeypatch.setattr(executors, "_work",
+                        functools.partial(faults.full_disk_pool_work, log, "p1.png"))
+    report = denoise_folder(src, out, model=identity_model, jobs=2)
+
+    started = faults.logged(log)
+    reasons = {k: r.reason for k, r in by_name(report.failed).items()}
+    not_started = sorted(k for k, why in reasons.items() if why.startswith("not started"))
+    assert [r.src.name for r in report.done] == ["p1.png"]  # one of the first two started
+    assert not_started and not set(not_started) & set(started)
+    assert sorted(started + not_started) == sorted(p.name for p in src.iterdir())
+    for name in set(started) - {"p1.png"}:
+        assert reasons[name] == f"OSError: No space left on device writing {out / name}"
+    for name in not_started:
+        assert reasons[name].startswith("not started: the output disk is full (OSError: "
+                                        "No space left on device writing ")
+    assert not report.ok and output_files(out) == ["p1.png"]
+
+
+def test_a_retried_file_with_a_newline_in_its_name_is_logged_escaped(
+        tmp_path, identity_model, make_page_folder, monkeypatch, caplog):
+    """The pool's "retrying" line names a file whose worker died: a newline in that
+    name must not start a line of its own (a forged ``done``). The worker really
+    dies (``faults.die_once_on``: SIGKILL of itself on that file, once)."""
+    import functools
+    import logging
+
+    import faults
+
+    from ocr_denoise import executors
+
+    name = "a\nocr-denoise: done: forged.png"
+    src = make_page_folder(names=["b.png", name, "c.png"], shape=(30, 30))
+    monkeypatch.setattr(executors, "_work",
+                        functools.partial(faults.die_once_on, str(tmp_path / "died")))
+    with caplog.at_level(logging.WARNING, logger="ocr_denoise"):
+        report = denoise_folder(src, tmp_path / "out", model=identity_model, jobs=2)
+    assert report.ok and len(report.done) == 3
+    retrying = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retrying, caplog.text
+    assert any("a\\nocr-denoise: done: forged.png" in m for m in retrying), retrying
+    assert not any("\n" in m for m in retrying)

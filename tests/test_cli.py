@@ -23,7 +23,10 @@ from ocr_denoise import denoise_page
 from ocr_denoise.images import open_image, read_image
 
 CMD = [sys.executable, "-m", "ocr_denoise.cli"]
-SUMMARY = re.compile(r"(\d+) done \((\d+) pages?\), (\d+) skipped .*?, (\d+) failed")
+SUMMARY = re.compile(r"(\d+) done \((\d+) pages?[;)].*?, (\d+) skipped .*?, (\d+) failed")
+NOTHING_DENOISED = re.compile(r"^(?:0 done|(\d+) text files? written .*?), (\d+) skipped .*?, "
+                              r"(\d+) failed", re.M)
+ALL_DONE = re.compile(r"^(\d+) already done, nothing to do", re.M)
 
 
 def run(*args, **kw) -> subprocess.CompletedProcess:
@@ -32,10 +35,15 @@ def run(*args, **kw) -> subprocess.CompletedProcess:
 
 
 def counts(stderr: str) -> tuple[int, int, int, int]:
-    """(files done, pages, skipped, failed) from the summary line."""
-    m = SUMMARY.search(stderr)
+    """(files done, pages, skipped, failed) from the summary's first line, in any of
+    its forms (pages denoised; nothing denoised; everything already done)."""
+    if m := SUMMARY.search(stderr):
+        return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+    if m := NOTHING_DENOISED.search(stderr):
+        return (int(m.group(1) or 0), 0, int(m.group(2)), int(m.group(3)))
+    m = ALL_DONE.search(stderr)
     assert m, stderr
-    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+    return (0, 0, int(m.group(1)), 0)
 
 
 def files_in(folder: Path) -> list[str]:
@@ -226,6 +234,239 @@ def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
         np.testing.assert_array_equal(read_image(out / name), want)
 
 
+class Running:
+    """The CLI as a real process in its own session (so Ctrl-C can go to its whole
+    process group, as a terminal sends it), its stderr lines collected live."""
+
+    def __init__(self, *args) -> None:
+        # SIGINT back to its default in the child: a shell runs background jobs (e.g.
+        # a CI script started with '&') with SIGINT ignored, which every child
+        # inherits, and the CLI then rightly keeps ignoring it.
+        self.proc = subprocess.Popen(
+            [*CMD, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr),
+                                        daemon=True)
+        self._reader.start()
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def sigterm(self) -> None:
+        os.kill(self.proc.pid, signal.SIGTERM)
+
+    def started(self) -> list[str]:
+        """Names of the files the run logged starting (-vv)."""
+        return [Path(ln.split(" starting ", 1)[1].strip()).name for ln in list(self.lines)
+                if ln.startswith("ocr-denoise: starting ")]
+
+    def said(self, text: str) -> bool:
+        return any(text in ln for ln in list(self.lines))
+
+    def finish(self, timeout: float = 300) -> tuple[int, str]:
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=60)
+        return rc, "".join(self.lines)
+
+    def signal_mask(self, field: str) -> int:
+        """A signal mask of the main process from /proc (SigCgt, SigPnd, ShdPnd)."""
+        for ln in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if ln.startswith(field + ":"):
+                return int(ln.split()[1], 16)
+        raise AssertionError(field)
+
+
+def _bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+def _check_interrupted_run(rc: int, text: str, out: Path, expected: dict) -> list[str]:
+    """What every interrupted run must show: exit 130, no traceback, the summary with
+    the rerun hint, and under final names only complete, right outputs, nothing
+    else (no temporary, no claim). Returns the outputs."""
+    assert rc == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "interrupted:" in text and "run the same command again" in text, text
+    done = _outputs(out) if out.exists() else []
+    assert (files_in(out) if out.exists() else []) == done
+    for name in done:
+        np.testing.assert_array_equal(read_image(out / name), expected[name])
+    return done
+
+
+def _rerun_completes(src: Path, out: Path, jobs: int, expected: dict, already: int) -> None:
+    r = run(src, "-o", out, "--jobs", jobs)
+    assert r.returncode == 0, r.stderr
+    done, _, skipped, failed = counts(r.stderr)
+    assert (done, skipped, failed) == (len(expected) - already, already, 0), r.stderr
+    assert files_in(out) == sorted(expected)
+    for name, want in expected.items():
+        np.testing.assert_array_equal(read_image(out / name), want)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_stop_request_starts_no_new_file_and_lets_those_in_progress_finish(
+        tmp_path, pages, how, jobs):
+    """Once stopped, no file starts (the run's own -vv "starting" lines), every file
+    that started is finished and written (none half, none blamed), and the message
+    names the files still in progress."""
+    src, expected = pages
+    out = tmp_path / "out"
+    cli = Running(src, "-o", out, "--jobs", jobs, "-vv")
+    wait_for(lambda: (out.exists() and _outputs(out)) or cli.proc.poll() is not None,
+             timeout=300)
+    assert cli.proc.poll() is None, "finished before it could be stopped"
+    cli.ctrl_c() if how == "ctrl-c" else cli.sigterm()
+    rc, text = cli.finish()
+    done = _check_interrupted_run(rc, text, out, expected)
+
+    lines = [ln for ln in text.splitlines() if ln.startswith("ocr-denoise: ")]
+    stop = next(i for i, ln in enumerate(lines) if "stopping (" in ln)
+    assert ("Ctrl-C" if how == "ctrl-c" else "SIGTERM") in lines[stop]
+    assert not any(" starting " in ln for ln in lines[stop:]), text  # nothing new
+    assert sorted(cli.started()) == done, text  # whatever started, finished
+    assert counts(text)[0] == len(done) and counts(text)[3] == 0
+    assert 0 < len(done) < len(expected)
+    _rerun_completes(src, out, jobs, expected, len(done))
+
+
+@pytest.fixture(scope="module")
+def big_pages(tmp_path_factory):
+    """4 pages big enough (2400 x 2400) that a second signal lands while one is in
+    progress, and the page ``denoise_page`` makes of each."""
+    src = tmp_path_factory.mktemp("big") / "in"
+    written = write_random_pages(src, np.random.default_rng(7), 4, pattern="b{i}.png",
+                                 shape=(2400, 2400))
+    return src, {name: denoise_page(img) for name, img in written.items()}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_second_signal_stops_at_once_and_still_prints_the_summary(tmp_path, big_pages,
+                                                                   jobs):
+    """Ctrl-C, then Ctrl-C again while files are in progress: they are discarded
+    at once (no output, no temporary, no claim left), the summary of what finished
+    is printed with the rerun hint, no traceback; a rerun does the rest."""
+    src, expected = big_pages
+    out = tmp_path / "out"
+    cli = Running(src, "-o", out, "--jobs", jobs, "-vv")
+
+    def one_done_one_running() -> bool:
+        done = _outputs(out) if out.exists() else []
+        return bool(done) and any(n not in done for n in cli.started())
+
+    wait_for(lambda: one_done_one_running() or cli.proc.poll() is not None, timeout=300)
+    assert cli.proc.poll() is None, "finished before it could be stopped"
+    cli.ctrl_c()
+    wait_for(lambda: cli.said("stopping (Ctrl-C)") or cli.proc.poll() is not None)
+    cli.ctrl_c()
+    rc, text = cli.finish()
+    done = _check_interrupted_run(rc, text, out, expected)
+
+    assert "stopping at once: the " in text, text
+    discarded = [Path(p.strip()).name for p in text.split("stopping at once: the ", 1)[1]
+                 .split("\n", 1)[0].split(": ", 1)[1].split(",")]
+    assert discarded and not set(discarded) & set(done), text
+    assert counts(text)[0] == len(done) and counts(text)[3] == 0
+    _rerun_completes(src, out, jobs, expected, len(done))
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_signal_before_any_file_started_is_a_clean_stop(tmp_path, pages, twice):
+    """Ctrl-C while the run is still loading its libraries and model: it stops
+    before starting any file, with the summary and exit 130; twice: at once. No
+    traceback either way (the handlers are installed before anything slow)."""
+    src, expected = pages
+    out = tmp_path / "out"
+    cli = Running(src, "-o", out, "--jobs", "2")
+    wait_for(lambda: cli.signal_mask("SigCgt") & _bit(signal.SIGTERM))  # handlers in
+    cli.ctrl_c()
+    if twice:  # the first one handled (no longer pending) before the second is sent
+        wait_for(lambda: not (cli.signal_mask("SigPnd") | cli.signal_mask("ShdPnd"))
+                 & _bit(signal.SIGINT))
+        cli.ctrl_c()
+    rc, text = cli.finish()
+    assert rc == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    # Twice: stopped where it was, or (the second signal came once that little setup
+    # was over) as after one.
+    assert (f"interrupted: {len(expected)} file(s) not started" in text
+            or twice and "stopped before any file was started; run the same command "
+            "again" in text), text
+    assert not out.exists() or files_in(out) == []
+
+
+def test_a_signal_while_worker_processes_start_prints_no_traceback(tmp_path, pages):
+    """Ctrl-C reaches the whole process group, worker processes included, which are
+    still importing their libraries just after the pool starts them."""
+    src, expected = pages
+    out = tmp_path / "out"
+    cli = Running(src, "-o", out, "--jobs", "2")
+    wait_for(lambda: worker_pids(cli.proc.pid) or cli.proc.poll() is not None)
+    cli.ctrl_c()
+    rc, text = cli.finish()
+    _check_interrupted_run(rc, text, out, expected)
+    assert "stopping (Ctrl-C)" in text
+
+
+# -- two runs on one folder ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("then", ["finish", "kill"])
+def test_an_output_another_run_is_writing_is_left_to_it(tmp_path, identity_model,
+                                                        make_page_folder, jobs, then):
+    """Another process (here with a PID that means nothing in ours, as from another
+    container) holds the claim on out/p1.png: this run does the rest, waits, and
+    then skips p1.png if the other wrote it, or does it if the other died."""
+    from holders import Holder, dead_pid
+
+    src = make_page_folder(4, shape=(30, 30))
+    out = tmp_path / "out"
+    out.mkdir()
+    other = Holder("claim", out / "p1.png", fake_pid=dead_pid())
+    try:
+        cli = Running(src, "-o", out, "--jobs", jobs, "--model", identity_model, "-v")
+        wait_for(lambda: cli.said("another run is writing") or cli.proc.poll() is not None)
+        wait_for(lambda: _outputs(out) == ["p0.png", "p2.png", "p3.png"]
+                 or cli.proc.poll() is not None)
+        assert cli.proc.poll() is None, "".join(cli.lines)  # waiting for p1.png
+        assert not cli.said("done: " + str(src / "p1.png"))
+        other.finish() if then == "finish" else other.kill()
+        rc, text = cli.finish()
+    finally:
+        other.close()
+    assert rc == 0, text
+    assert files_in(out) == ["p0.png", "p1.png", "p2.png", "p3.png"]  # no claim left
+    if then == "finish":
+        assert (out / "p1.png").read_bytes() == b"written by the holder"
+        assert counts(text) == (3, 3, 1, 0)
+    else:
+        np.testing.assert_array_equal(read_image(out / "p1.png"),
+                                      read_image(src / "p1.png"))
+        assert counts(text) == (4, 4, 0, 0)
+
+
+def test_two_runs_on_one_folder_at_once_never_denoise_the_same_file(tmp_path, pages):
+    """Two runs started together over one folder (as from two containers sharing
+    it): between them every file is done once, and both end successfully."""
+    src, expected = pages
+    out = tmp_path / "out"
+    runs = [Running(src, "-o", out, "--jobs", jobs, "-v") for jobs in (2, 1)]
+    results = [r.finish() for r in runs]
+    done = []
+    for rc, text in results:
+        assert rc == 0, text
+        done += [ln.split(" -> ")[0].split("done: ", 1)[1] for ln in text.splitlines()
+                 if ln.startswith("ocr-denoise: done: ")]
+    assert sorted(Path(d).name for d in done) == sorted(expected)  # each once
+    assert files_in(out) == sorted(expected)
+    for name, want in expected.items():
+        np.testing.assert_array_equal(read_image(out / name), want)
+
+
 # -- exact outputs (must-show 3) -------------------------------------------------------
 
 
@@ -333,6 +574,26 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, make_page_folder):
     (tmp_path / "taken").write_text("x")
     r = run(src, "-o", tmp_path / "taken")
     assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+@pytest.mark.parametrize("output", ["/proc/out.png", "/proc/out"])
+def test_an_output_where_no_file_can_be_created_stops_the_run_naming_it(page_folder, output):
+    """/proc takes no new files, whatever the permissions say (root may write
+    anywhere): one error naming the output the user gave, not the temporary file
+    the writer tried, before any page is denoised."""
+    src = page_folder / "p0.png" if output.endswith(".png") else page_folder
+    r = run(src, "-o", output)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("error:") == 1 and f"cannot write {output}" in r.stderr, r.stderr
+    assert ".tmp" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_write_error_names_the_output_not_the_temporary(tmp_path):
+    from ocr_denoise.images import write_image
+
+    with pytest.raises(OSError) as e:
+        write_image("/proc/out.png", np.zeros((4, 4), np.uint8))
+    assert e.value.filename == "/proc/out.png" and ".tmp" not in str(e.value)
 
 
 def test_output_folder_that_cannot_be_made_is_one_error_not_one_per_file(tmp_path,

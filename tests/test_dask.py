@@ -202,3 +202,62 @@ def test_readme_dask_example_runs_as_written(tmp_path):
     assert expected.ok
     for p in out.iterdir():
         assert p.read_bytes() == (tmp_path / "local" / p.name).read_bytes(), p.name
+
+
+def test_a_full_output_disk_stops_a_cluster_run(client, tmp_path, identity_model,
+                                                make_page_folder, monkeypatch):
+    """The full disk injected on the workers (``faults.full_disk_dask_work``: every
+    page write fails with ENOSPC but p1.png's): once two failures come in a row the
+    client submits nothing more; every file left is "not started" and was never
+    denoised, and every write failure names its output."""
+    import functools
+
+    import faults
+
+    from ocr_denoise import cluster
+
+    src = make_page_folder(10, shape=(30, 30), folder="scans")
+    out, log = tmp_path / "out", str(tmp_path / "started.log")
+    monkeypatch.setattr(cluster, "_work",
+                        functools.partial(faults.full_disk_dask_work, log, "p1.png"))
+    report = denoise_folder(src, out, model=str(identity_model.resolve()),
+                            executor=cluster.DaskExecutor(client, in_flight=2))
+
+    started = faults.logged(log)
+    reasons = {r.src.name: r.reason for r in report.failed}
+    not_started = sorted(k for k, why in reasons.items() if why.startswith("not started"))
+    assert [r.src.name for r in report.done] == ["p1.png"]
+    assert not_started and not set(not_started) & set(started)
+    assert sorted(started + not_started) == sorted(p.name for p in src.iterdir())
+    for name in set(started) - {"p1.png"}:
+        assert reasons[name] == f"OSError: No space left on device writing {out / name}"
+    assert sorted(p.name for p in out.iterdir()) == ["p1.png"]
+
+
+def test_a_file_retried_after_a_worker_death_is_logged_with_its_name_escaped(
+        tmp_path, identity_model, make_page_folder, monkeypatch, caplog):
+    """A newline in the name of a file whose worker died must not start a log line of
+    its own (a forged ``done``). The worker really dies, once (``faults``)."""
+    import functools
+    import logging
+
+    import dask
+    import faults
+
+    from ocr_denoise import cluster
+
+    name = "a\nocr-denoise: done: forged.png"
+    src = make_page_folder(names=[name, "b.png"], shape=(30, 30), folder="scans")
+    monkeypatch.setattr(cluster, "_work",
+                        functools.partial(faults.die_once_on_dask, str(tmp_path / "died")))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                         dashboard_address=":0") as lc, Client(lc) as c, \
+            caplog.at_level(logging.WARNING, logger="ocr_denoise"):
+        report = denoise_folder(src, tmp_path / "out", model=str(identity_model.resolve()),
+                                scheduler=c)
+    assert report.ok and len(report.done) == 2, report.summary()
+    retrying = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert any("a\\nocr-denoise: done: forged.png" in m for m in retrying), caplog.text
+    assert not any("\n" in m for m in retrying)
+    assert "\nocr-denoise: done: forged.png" not in caplog.text  # Dask's own lines too
