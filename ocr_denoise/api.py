@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Union, overload
 
 import numpy as np
@@ -24,7 +23,7 @@ from . import pil, pipeline
 from .decision import PageRecord
 from .errors import PageError, SettingsError, SettingsTypeError
 from .images import DEFAULT_MAX_PIXELS, open_image
-from .model import default_model_path
+from .model import resolve_model
 from .pipeline import Upscale
 from .rescale import scaled_dpi
 from .session import Denoiser, Device, device_key, model_arg
@@ -72,7 +71,7 @@ def get_denoiser(
     ``TypeError``/``ValueError`` for bad settings).
     """
     model = model_arg(model)
-    path = Path(model).resolve() if model is not None else default_model_path()
+    path = resolve_model(model).resolve()
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).
     key = (str(path), device_key(device), type(batch_size), batch_size,

@@ -42,6 +42,11 @@ from .flatten import NAME as _FLATTEN
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "denoiser.onnx"
+#: Models shipped in the package, by the name ``model=`` (and ``--model``) takes in
+#: place of a path, rembg-style; the default first. A name wins over a file of that
+#: name in the working directory (write ``./denoise`` for the file).
+SHIPPED_MODELS: dict[str, str] = {"denoise": DEFAULT_MODEL_NAME}
+DEFAULT_MODEL = "denoise"
 CHECKSUM_SUFFIX = ".sha256"
 #: protobuf cannot hold a message over 2 GiB, so no larger file is an ONNX model
 #: we could load from bytes; refusing it up front avoids reading gigabytes.
@@ -50,6 +55,8 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 #: SHA-256 of the shipped model, the same as ``denoiser.onnx.sha256`` (a test
 #: holds them together): the shipped model is verified even without that file.
 SHIPPED_SHA256 = "c4cd65fa11abd42b753f001e05ed04232994aae55111f88bd454e633c5223c63"
+#: SHA-256 of every shipped model file, by file name (each equal to its ``.sha256``).
+SHIPPED_CHECKSUMS: dict[str, str] = {DEFAULT_MODEL_NAME: SHIPPED_SHA256}
 #: Metadata key of the checksum a model records of its own bytes (``seal_model``).
 SEAL_KEY = "content_sha256"
 #: How the seal's entry looks in the file: protobuf field 1 (key), field 2 (value,
@@ -87,17 +94,45 @@ class ModelSpec:
         return (n, p, p, 1) if self.layout == "NHWC" else (n, 1, p, p)
 
 
+def shipped_model_path(name: str) -> Path:
+    """Filesystem path of the shipped model called ``name`` (a key of
+    ``SHIPPED_MODELS``); ``KeyError`` for another name."""
+    return Path(str(resources.files("ocr_denoise") / "models" / SHIPPED_MODELS[name]))
+
+
 def default_model_path() -> Path:
-    """Filesystem path of the model shipped with the package."""
-    return Path(str(resources.files("ocr_denoise") / "models" / DEFAULT_MODEL_NAME))
+    """Filesystem path of the model shipped with the package as the default."""
+    return shipped_model_path(DEFAULT_MODEL)
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+    """The model file ``model`` means: None, the default model; a name in
+    ``SHIPPED_MODELS``, that shipped model; anything else, a path."""
+    if model is None:
+        return default_model_path()
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        return shipped_model_path(model)
+    return Path(model)
+
+
+def shipped_name(path: str | os.PathLike[str]) -> str | None:
+    """The name of the shipped model ``path`` is (a link to), or None."""
+    try:
+        real = Path(path).resolve()
+        return next((n for n in SHIPPED_MODELS if shipped_model_path(n).resolve() == real),
+                    None)
+    except OSError:
+        return None
 
 
 def is_default_model(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is (a link to) the shipped model."""
-    try:
-        return Path(path).resolve() == default_model_path().resolve()
-    except OSError:
-        return False
+    """Whether ``path`` is (a link to) the default shipped model."""
+    return shipped_name(path) == DEFAULT_MODEL
+
+
+def is_shipped_model(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is (a link to) one of the shipped models."""
+    return shipped_name(path) is not None
 
 
 def checksum_path(model_path: str | os.PathLike[str]) -> Path:
@@ -183,13 +218,15 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     except OSError as e:
         raise ModelError(f"{p}: cannot read model file: {e.strerror or e}") from e
     want = expected_checksum(p)
-    if want is None and is_default_model(p):
+    name = shipped_name(p) if want is None else None
+    if name is not None:
         _say_once(p, f"{p}: no checksum file {checksum_path(p).name}; verified against the "
                   "shipped model's SHA-256 recorded in the package")
-        if sha256_hex(data) != SHIPPED_SHA256:
+        shipped = SHIPPED_CHECKSUMS[SHIPPED_MODELS[name]]
+        if sha256_hex(data) != shipped:
             raise ModelError(
                 f"{p}: SHA-256 {sha256_hex(data)} is not the shipped model's "
-                f"({SHIPPED_SHA256}); the model file is damaged or was replaced")
+                f"({shipped}); the model file is damaged or was replaced")
     elif want is not None:
         got = sha256_hex(data)
         if got != want:
@@ -379,6 +416,8 @@ __all__ = [
     "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
     "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
     "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
+    "DEFAULT_MODEL", "SHIPPED_MODELS", "SHIPPED_CHECKSUMS", "is_shipped_model", "resolve_model",
+    "shipped_model_path", "shipped_name",
     "SEAL_KEY", "SHIPPED_SHA256", "check_seal", "read_model_bytes", "read_model_version",
     "seal_model", "sha256_hex", "write_checksum",
 ]

@@ -44,9 +44,9 @@ from .model import (
     CONTEXT_INPUT,
     ModelSpec,
     check_interface,
-    default_model_path,
-    is_default_model,
+    is_shipped_model,
     read_model_bytes,
+    resolve_model,
 )
 from .parallel import map_ordered
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SKIP_WHITE
@@ -283,10 +283,12 @@ class Denoiser:
     Parameters
     ----------
     model:
-        Path of an ONNX model taking (N, P, P, 1) or (N, 1, P, P) float32 in [0, 1]
-        (white = 1), N dynamic, and returning the same shape. Default: the
-        shipped model, whose SHA-256 is checked against ``denoiser.onnx.sha256``.
-        Any model with a ``<model>.sha256`` beside it is checked the same way.
+        The name of a shipped model (``ocr_denoise.model.SHIPPED_MODELS``:
+        ``"denoise"``, the default, ...) or the path of an ONNX model taking
+        (N, P, P, 1) or (N, 1, P, P) float32 in [0, 1] (white = 1), N dynamic, and
+        returning the same shape. Shipped models are checked against the SHA-256
+        the package records; any model with a ``<model>.sha256`` beside it is
+        checked against that too.
     device:
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, or a list
         of onnxruntime provider names.
@@ -330,7 +332,7 @@ class Denoiser:
         skip_white: float | str | None = "auto",
     ) -> None:
         model = model_arg(model)
-        self.model_path = Path(model) if model is not None else default_model_path()
+        self.model_path = resolve_model(model)
         self.device = device
         self.batch_size = positive_int("batch_size", batch_size)
         if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
@@ -338,7 +340,7 @@ class Denoiser:
                                     f"{overlap!r}")
         self.overlap = int(overlap)
         self.threads = None if threads is None else positive_int("threads", threads)
-        self.skip_white = white_level(skip_white, is_default_model(self.model_path))
+        self.skip_white = white_level(skip_white, is_shipped_model(self.model_path))
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         _instances.add(self)

@@ -92,7 +92,7 @@ def test_shipped_model_without_its_checksum_file_is_still_verified_and_said_once
     shipped = tmp_path / "models" / "denoiser.onnx"
     shipped.parent.mkdir()
     shutil.copyfile(default_model_path(), shipped)
-    monkeypatch.setattr(model, "default_model_path", lambda: shipped)
+    monkeypatch.setattr(model, "shipped_model_path", lambda name: shipped)
     with caplog.at_level("WARNING", logger="ocr_denoise"):
         for _ in range(3):
             read_model_bytes(shipped)
@@ -372,3 +372,26 @@ def test_context_input_and_metadata_must_agree(tmp_path, extra, metadata, match)
     path = make_onnx_graph_model(tmp_path / "ctx.onnx", nodes, NHWC, NHWC,
                                  extra_inputs=extra, metadata=metadata)
     refused(path, match)
+
+
+def test_shipped_models_are_chosen_by_name_everywhere_a_path_is_taken(tmp_path):
+    from ocr_denoise import Denoiser
+    from ocr_denoise.model import DEFAULT_MODEL, SHIPPED_MODELS, resolve_model
+
+    assert resolve_model(None) == resolve_model(DEFAULT_MODEL) == default_model_path()
+    for name in SHIPPED_MODELS:
+        den = Denoiser(name, device="cpu")
+        assert den.model_path == resolve_model(name) and den.model_path.is_file()
+    # a path is still a path; a name that is neither is refused naming it
+    assert resolve_model(str(tmp_path / "m.onnx")) == tmp_path / "m.onnx"
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        Denoiser("no-such-model", device="cpu")
+
+
+def test_every_shipped_model_has_its_checksum_in_the_package():
+    from ocr_denoise.model import SHIPPED_CHECKSUMS, SHIPPED_MODELS, sha256_hex, shipped_model_path
+
+    for name, file in SHIPPED_MODELS.items():
+        recorded = checksum_path(shipped_model_path(name)).read_text().split()[0]
+        assert SHIPPED_CHECKSUMS[file] == recorded == sha256_hex(
+            shipped_model_path(name).read_bytes())
