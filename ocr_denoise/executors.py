@@ -19,6 +19,14 @@ fighting over it; a worker that dies (killed, out of memory) is replaced and
 the files it had in hand are retried one at a time, so only a file that kills
 a worker on its own is reported failed. ``cluster.DaskExecutor`` runs them on
 a Dask cluster.
+
+Every executor runs a file while holding its output's claim
+(``claimed_process_file``, ``atomic.output_claim``): a file another live run
+is working on (another shell, container or machine sharing the folder) is
+left to it and tried again at the end, when it is skipped once written. And
+every executor honours ``STOP``: after a first stop request (Ctrl-C, SIGTERM)
+no file starts and those in progress finish; after a second, those in
+progress are discarded and ``run`` returns at once.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures as cf
 import contextlib
+import contextvars
 import errno
 import logging
 import logging.handlers
@@ -305,8 +314,10 @@ class SerialExecutor(Executor):
                     box.append(FileResult(t.src, "failed", t.dst,
                                           reason=f"{type(e).__name__}: {e}"))
 
-        # A daemon: a run stopped at once does not wait for the page on it.
-        worker = threading.Thread(target=work, name="ocr_denoise-file", daemon=True)
+        # A daemon: a run stopped at once does not wait for the page on it. In a copy
+        # of this thread's context, so settings made with context variables hold.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                                  name="ocr_denoise-file", daemon=True)
         worker.start()
         while True:
             try:
