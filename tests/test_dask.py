@@ -261,3 +261,47 @@ def test_a_file_retried_after_a_worker_death_is_logged_with_its_name_escaped(
     assert any("a\\nocr-denoise: done: forged.png" in m for m in retrying), caplog.text
     assert not any("\n" in m for m in retrying)
     assert "\nocr-denoise: done: forged.png" not in caplog.text  # Dask's own lines too
+
+
+def test_ctrl_c_on_a_cluster_run_submits_nothing_more_and_prints_the_summary(client,
+                                                                           tmp_path):
+    """The CLI on a cluster, stopped with Ctrl-C (a real SIGINT to its process
+    group): no traceback, exit 130, the summary with the rerun hint; the files the
+    workers were on are written whole (there or not at all), nothing else starts,
+    and a rerun does the rest, the same bytes as a local run."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from helpers import REPO, wait_for, write_random_pages
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_random_pages(src, np.random.default_rng(4), 24, pattern="p{i:02d}.png",
+                       shape=(320, 320))
+    cmd = [sys.executable, "-m", "ocr_denoise.cli", str(src), "-o", str(out), "--device",
+           "cpu", "--scheduler", client.scheduler.address]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    wait_for(lambda: (out.exists() and any(p.suffix == ".png" for p in out.iterdir()))
+             or proc.poll() is not None, timeout=300)
+    assert proc.poll() is None, "finished before it could be stopped"
+    os.killpg(proc.pid, signal.SIGINT)
+    rc = proc.wait(timeout=300)
+    reader.join(60)
+    text = "".join(lines)
+    assert rc == 130, text
+    assert "Traceback" not in text and "stopping (Ctrl-C)" in text, text
+    assert "run the same command again" in text, text
+    wait_for(lambda: not any(client.processing().values()))  # the workers are idle again
+    first = sorted(p.name for p in out.iterdir())
+    assert 0 < len(first) < 24 and not any(n.startswith(".") for n in first), first
+
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    denoise_folder(src, tmp_path / "local", device="cpu")
+    assert files(out) == files(tmp_path / "local")
