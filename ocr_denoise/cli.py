@@ -191,9 +191,6 @@ def _preflight(args: argparse.Namespace) -> str | None:
                     "WebP). For PDFs use OCRmyPDF with this package's plugin: "
                     "pip install 'ocr-denoise[ocrmypdf]', then ocrmypdf --denoise IN.pdf "
                     "OUT.pdf")
-    unwritable = _unwritable_output(args)
-    if unwritable:
-        return unwritable
     if args.ocr:
         from .ocr import available_languages, missing_languages
 
@@ -203,28 +200,6 @@ def _preflight(args: argparse.Namespace) -> str | None:
             return (f"--lang {args.lang}: tesseract has no {'+'.join(missing)}; it has "
                     f"{', '.join(have)} (Debian: apt install "
                     f"tesseract-ocr-{missing[0]})")
-    return None
-
-
-def _unwritable_output(args: argparse.Namespace) -> str | None:
-    """Why nothing can be written where ``-o`` points (None: a file can be created
-    there, or the folder will be made and the run says if that fails). Tried for
-    real, with a file created and removed at once: permissions alone do not tell
-    (root may write anywhere, yet /proc takes no new files)."""
-    from .atomic import temp_name
-
-    out = Path(args.output)
-    folder = out.parent if _single_file(args) else out
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the run makes the folders below this one
-    if not folder.is_dir():
-        return None  # not a folder: planning says so in its own words
-    probe = temp_name(folder / ".ocr-denoise-probe")
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError as e:
-        return f"cannot write {args.output}: cannot create files in {folder} ({e.strerror})"
-    os.unlink(probe)
     return None
 
 
@@ -243,6 +218,8 @@ def _in_cli_words(e: Exception) -> str:
     """An error from the Python API, said in the command line's words."""
     from .errors import ProviderError
 
+    if isinstance(e, OSError) and e.filename and e.strerror:  # an output folder, say
+        return f"{e.filename}: {e.strerror}"
     if isinstance(e, ProviderError) and "cuda" in str(e).lower():
         return ("--device cuda: no CUDA GPU is usable here (this onnxruntime offers no CUDA "
                 "provider, or it failed to start; install the 'gpu' extra on a machine with "

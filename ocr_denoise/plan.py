@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Union
 
 from . import images
-from .atomic import remove_stale_temps
+from .atomic import remove_stale_temps, temp_name
 from .errors import SettingsError
 from .report import FileResult, shown
 
@@ -330,15 +330,38 @@ def split_skipped(items: list[Task], *, overwrite: bool,
 
 
 def prepare_output_folders(todo: list[Task]) -> list[Path]:
-    """Make every output folder of ``todo`` and remove the temporaries that
-    killed runs left there; returns the folders.
+    """Make every output folder of ``todo``, check that a file can be created in
+    each, and remove the temporaries that killed runs left there; returns the
+    folders.
 
-    Done before the first write: a folder that cannot be made is one error for
-    the run (``OSError``), not one failure per file.
+    Done before the first write: a folder that cannot be made, or takes no new
+    file whatever its permissions say (``/proc``), is one ``OSError`` for the run
+    naming the output (its ``filename``), not one failure per file.
     """
-    out_dirs = sorted({t.dst.parent for t in todo})
+    outputs: dict[Path, list[Path]] = {}
+    for t in todo:
+        outputs.setdefault(t.dst.parent, []).append(t.dst)
+    out_dirs = sorted(outputs)
     for folder in out_dirs:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise type(e)(e.errno, f"cannot make the output folder ({e.strerror})",
+                          e.filename or os.fspath(folder)) from None
+        _check_writable(folder, outputs[folder])
         for p in remove_stale_temps(folder):
             logger.info("removed %s, left by an interrupted run", shown(p))
     return out_dirs
+
+
+def _check_writable(folder: Path, outputs: list[Path]) -> None:
+    """Create and remove a file in ``folder``; an ``OSError`` naming the output
+    (or the folder, for several) if that cannot be done."""
+    probe = temp_name(folder / ".ocr-denoise-probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError as e:
+        named = outputs[0] if len(outputs) == 1 else folder
+        raise type(e)(e.errno, f"cannot be written: no file can be created in {folder} "
+                      f"({e.strerror})", os.fspath(named)) from None
+    os.unlink(probe)

@@ -546,3 +546,17 @@ def test_a_retried_file_with_a_newline_in_its_name_is_logged_escaped(
     assert retrying, caplog.text
     assert any("a\\nocr-denoise: done: forged.png" in m for m in retrying), retrying
     assert not any("\n" in m for m in retrying)
+
+
+def test_an_output_folder_that_takes_no_file_is_one_error_naming_the_output(
+        tmp_path, identity_model, make_page_folder):
+    """/proc takes no new file whatever its permissions say: one OSError for the run,
+    before any page, whose filename is the output (one) or the folder (several)."""
+    src = make_page_folder(2, shape=(30, 30))
+    with pytest.raises(OSError) as one:
+        denoise_files([(src / "p0.png", "/proc/out.png")], model=identity_model)
+    assert one.value.filename == "/proc/out.png"
+    assert "no file can be created in /proc" in one.value.strerror
+    with pytest.raises(OSError) as several:
+        denoise_folder(src, "/proc", model=identity_model)
+    assert several.value.filename == "/proc"
