@@ -38,6 +38,7 @@ from .atomic import atomic_write
 from .context import NAME as _QUARTER
 from .errors import ModelError, ModelNotFoundError
 from .flatten import NAME as _FLATTEN
+from .rescale import CUBIC as _CUBIC
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ class ModelSpec:
     ``context`` of the same shape: ``"none"`` or ``"quarter-v1"``
     (``ocr_denoise.context``), from the metadata key of that name.
     ``input_name`` is the name of the patch input.
+    ``scale`` is the output's side over the patch's: 1 for a denoiser, k for an
+    enlargement model (metadata ``scale``), whose output is kP x kP and which
+    reads, in a second input named ``base`` of that shape, the page's
+    interpolated enlargement cut at the output window; ``base`` names that
+    interpolation (metadata ``base``, ``"cubic-v1"``: ``rescale.cubic_windows``),
+    ``"none"`` for a denoiser.
     """
 
     patch: int
@@ -87,11 +94,18 @@ class ModelSpec:
     preprocess: str = "none"
     context: str = "none"
     input_name: str = "noisy"
+    scale: int = 1
+    base: str = "none"
 
     def shape(self, n: int) -> tuple[int, int, int, int]:
         """The 4-D tensor shape of a batch of ``n`` patches in this layout."""
         p = self.patch
         return (n, p, p, 1) if self.layout == "NHWC" else (n, 1, p, p)
+
+    def out_shape(self, n: int) -> tuple[int, int, int, int]:
+        """The 4-D shape of the model's output (and of ``base``) for ``n`` patches."""
+        q = self.scale * self.patch
+        return (n, q, q, 1) if self.layout == "NHWC" else (n, 1, q, q)
 
 
 def shipped_model_path(name: str) -> Path:
@@ -310,6 +324,10 @@ PREPROCESSING = ("none", _FLATTEN)
 #: Page context a model may read (``context`` metadata), and its input's name.
 CONTEXTS = ("none", _QUARTER)
 CONTEXT_INPUT = "context"
+#: The enlargements an enlargement model may add its correction to (metadata ``base``),
+#: and the name of the input that carries it.
+BASES = ("none", _CUBIC)
+BASE_INPUT = "base"
 
 
 def read_model_version(path: str | os.PathLike[str]) -> str | None:
@@ -348,6 +366,22 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
     if ctx not in CONTEXTS:
         raise bad(f"metadata context={ctx!r} is not one this version of ocr-denoise "
                   f"knows ({', '.join(CONTEXTS)}); the model needs a newer ocr-denoise")
+    base = metadata.get("base", "none").strip() or "none"
+    scale_text = metadata.get("scale", "1").strip() or "1"
+    if base not in BASES:
+        raise bad(f"metadata base={base!r} is not one this version of ocr-denoise "
+                  f"knows ({', '.join(BASES)}); the model needs a newer ocr-denoise")
+    if not scale_text.isdigit() or int(scale_text) < 1:
+        raise bad(f"metadata scale={scale_text!r}; expected an integer >= 1")
+    scale = int(scale_text)
+    if (scale > 1) != (base != "none"):
+        raise bad(f"metadata scale={scale} with base={base!r}: an enlargement model "
+                  "(scale >= 2) reads its base enlargement, and only it does")
+    if base != "none" and ctx != "none":
+        raise bad(f"metadata context={ctx!r} and base={base!r}: a model reads one or the "
+                  "other")
+    if base != "none":
+        return _check_enlarger(bad, inputs, outputs, metadata, scale, base)
     n_in = 1 if ctx == "none" else 2
     if len(inputs) != n_in or len(outputs) != 1:
         why = ("" if ctx == "none"
@@ -412,8 +446,53 @@ def check_interface(path: str | os.PathLike[str], inputs: Sequence[Any],
                      input_name=inp.name)
 
 
+def _check_enlarger(bad: Any, inputs: Sequence[Any], outputs: Sequence[Any],
+                    metadata: Mapping[str, str], scale: int, base: str) -> ModelSpec:
+    """``check_interface`` for an enlargement model (metadata ``base`` and
+    ``scale`` k >= 2): inputs ``noisy`` (N, 1, P, P) and ``base`` (N, 1, kP, kP),
+    output (N, 1, kP, kP), float32, N dynamic, NCHW (what ``train/export.py`` writes)."""
+    if len(inputs) != 2 or len(outputs) != 1:
+        raise bad(f"model has {len(inputs)} inputs and {len(outputs)} outputs; an "
+                  f"enlargement model (metadata base={base!r}) has 2 inputs, the patch and "
+                  f"{BASE_INPUT!r}, and 1 output")
+    named = {i.name: i for i in inputs}
+    if BASE_INPUT not in named or len(named) != 2:
+        raise bad(f"metadata base={base!r} but no input is named {BASE_INPUT!r} "
+                  f"(inputs: {[i.name for i in inputs]})")
+    inp = next(i for i in inputs if i.name != BASE_INPUT)
+    out = outputs[0]
+    for role, arg in (("input", inp), ("input", named[BASE_INPUT]), ("output", out)):
+        if arg.type != "tensor(float)":
+            raise bad(f"{role} {arg.name!r} is {arg.type}; expected tensor(float)")
+    shape = _dims(inp.shape)
+    if (len(shape) != 4 or shape[0] is not None or shape[1] != 1 or shape[2] is None
+            or shape[2] != shape[3] or shape[2] < 2):
+        raise bad(f"input {inp.name!r} has shape {list(inp.shape)}; an enlargement model "
+                  "takes (N, 1, P, P), N dynamic, P >= 2")
+    p = int(shape[2])
+    want = [None, 1, scale * p, scale * p]
+    for role, arg in (("input", named[BASE_INPUT]), ("output", out)):
+        got = _dims(arg.shape)
+        if len(got) != 4 or got[0] is not None or got[1:] != want[1:]:
+            raise bad(f"{role} {arg.name!r} has shape {list(arg.shape)}; with metadata "
+                      f"scale={scale} and {p}x{p} patches expected ['N', 1, {scale * p}, "
+                      f"{scale * p}]")
+    meta_patch = metadata.get("patch_size")
+    if meta_patch is not None and meta_patch.strip() != str(p):
+        raise bad(f"metadata patch_size={meta_patch!r} but the input takes {p}x{p} patches")
+    meta_layout = metadata.get("layout")
+    if meta_layout is not None and meta_layout.strip().upper() != "NCHW":
+        raise bad(f"metadata layout={meta_layout!r}; an enlargement model is NCHW")
+    prep = metadata.get("preprocess", "none").strip() or "none"
+    if prep != "none":
+        raise bad(f"metadata preprocess={prep!r}; an enlargement model reads the page as "
+                  "scanned (preprocess none)")
+    return ModelSpec(patch=p, layout="NCHW", input_name=inp.name, scale=scale, base=base)
+
+
 __all__ = [
-    "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT", "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
+    "BASES", "BASE_INPUT", "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT",
+    "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
     "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
     "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
     "DEFAULT_MODEL", "SHIPPED_MODELS", "SHIPPED_CHECKSUMS", "is_shipped_model", "resolve_model",

@@ -14,6 +14,11 @@ one function each:
 
    - ``enlargement``: with ``upscale``, a page of small text is enlarged, and
      stays enlarged: the caller gets the bigger page and scales its DPI.
+   - ``learned_enlarger``: when the ``Denoiser`` has an enlargement model
+     (``Denoiser(enlarger=...)``, issue 32) of that factor, the page is
+     enlarged by it (``enlarge_by_model``) in place of the cubic enlargement
+     and the denoiser: its plan says so (action ``enlarged``, rule
+     ``enlarged``, the reason naming the model) and no stage below runs.
    - ``working_page``: that enlargement, or ``rescale``: a page scanned above
      600 DPI is resampled to 300 DPI, the scale the model learnt
      (``ocr_denoise.rescale`` says why).
@@ -130,8 +135,19 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     unusable page (before any work), ``InferenceError`` if onnxruntime fails.
     """
     t0 = time.perf_counter()
+    if denoiser.interface.scale != 1:
+        raise SettingsError("this model enlarges (metadata scale="
+                            f"{denoiser.interface.scale}): it is not a denoiser; give it as "
+                            "Denoiser(enlarger=...)")
     page = normalise(img)
     factor, scanned = enlargement(img, page, upscale)
+    enlarger = learned_enlarger(denoiser, factor)
+    if enlarger is not None:
+        the_plan = learned_plan(enlarger, img, page, factor, scanned, guard)
+        out = np.empty((factor * page.height, factor * page.width), dtype=np.uint8)
+        enlarge_by_model(enlarger, img, page, out)
+        return out, record(the_plan, kept=False, guard=page_guard.NAME if guard else None,
+                           seconds=time.perf_counter() - t0)
     work, work_spec = working_page(img, page, dpi, factor)
     # The output first: a page too large for the memory left fails here, with a
     # MemoryError, before any work (not inside OpenCV with one of its own errors).
@@ -158,6 +174,74 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     return result, record(the_plan, kept=kept, guard=guard_name,
                           seconds=time.perf_counter() - t0,
                           after=(verdict.rule, verdict.reason) if verdict else None)
+
+
+def learned_enlarger(denoiser: Denoiser, factor: int) -> Denoiser | None:
+    """Stage 2a': the enlargement model that enlarges this page ``factor`` times:
+    the ``Denoiser``'s ``enlarger`` (read with ``getattr``, absent: None) when it
+    enlarges exactly ``factor`` times; None (enlarge by bicubic interpolation)
+    otherwise, or when the page keeps its size."""
+    enlarger = getattr(denoiser, "enlarger", None)
+    if factor < 2 or enlarger is None or enlarger.interface.scale != factor:
+        return None
+    return enlarger
+
+
+def learned_plan(enlarger: Denoiser, img: np.ndarray, page: PageSpec, factor: int,
+                 scanned: Measured | None, guard: bool) -> Plan:
+    """Stage 2b': the plan of a page the enlargement model enlarges: ``factor``
+    times, the denoiser not run (the record's action is ``enlarged``, its rule
+    ``enlarged``, its reason names the enlargement model), with the guard's
+    measurements of the page as scanned (taken here when ``upscale`` was an int and
+    the guard is on)."""
+    if guard and scanned is None:
+        scanned = measure(gray_rows(img, page))
+    name = getattr(enlarger, "model_path", "the enlargement model")
+    return Plan(factor, False, "enlarged",
+                f"small print enlarged {factor}x by the enlargement model {name}, in place "
+                "of a cubic enlargement and the denoiser",
+                dataclasses.asdict(scanned[0]) if guard and scanned else {})
+
+
+def gray8_rows(img: np.ndarray, page: PageSpec) -> RowSource:
+    """The page as 8-bit grey rows (uint8, white = 255), read per band: the rows
+    themselves for a uint8 grey page (no copy), else ``gray_rows`` rounded."""
+    if img.dtype == np.uint8 and page.channels == 1:
+        flat = img.reshape(img.shape[0], img.shape[1])
+        return lambda y0, y1: flat[y0:y1]
+    gray = gray_rows(img, page).read
+    return lambda y0, y1: to_uint8(gray(y0, y1))
+
+
+def enlarge_by_model(enlarger: Denoiser, img: np.ndarray, page: PageSpec,
+                     out: np.ndarray) -> np.ndarray:
+    """Stage 6': the page enlarged by the enlargement model into ``out`` (kH x kW
+    uint8), k its ``interface.scale``. The model reads the page as 8-bit grey
+    (as it was trained): P x P patches, and the page's bicubic enlargement cut at
+    each patch's 2P x 2P output window (``rescale.cubic_windows``, the same bytes
+    as ``rescale.enlarged`` of the page, so a model whose correction is zero
+    returns exactly the cubic enlargement). The tiler blends its kP x kP outputs
+    at k times the grid (``TileGrid.scale``). Neither the enlarged page nor a
+    float copy of the page is ever held: memory beyond ``out`` is the tiler's
+    bands at the output scale."""
+    spec = enlarger.interface
+    k, p = spec.scale, spec.patch
+    h, w = page.height, page.width
+    read8 = gray8_rows(img, page)
+
+    def read(y0: int, y1: int) -> np.ndarray:
+        return np.divide(read8(y0, y1), np.float32(255.0), dtype=np.float32)
+
+    def windows(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return page_rescale.cubic_windows(read8, h, w, ys, xs, p, k)
+
+    def sink(y0: int, y1: int, rows: np.ndarray) -> None:
+        out[y0:y1] = to_uint8(rows)
+
+    apply_tiled(read, sink, TileGrid(h, w, p, enlarger.overlap, k), enlarger.denoise_patches,
+                batch_size=enlarger.batch_size, context=windows, skip_white=None,
+                workers=getattr(enlarger, "workers", 1))
+    return out
 
 
 def working_page(img: np.ndarray, page: PageSpec, dpi: object,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -139,6 +140,52 @@ def enlarged(img: np.ndarray, factor: int) -> np.ndarray:
     elif not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     return _resize(np.ascontiguousarray(x), x.shape[1] * factor, x.shape[0] * factor)
+
+
+#: The cubic enlargement a learned enlargement model adds its correction to (its
+#: metadata ``base``): ``enlarged`` of the page as 8-bit grey, i.e. OpenCV's bicubic
+#: (``cv2.INTER_CUBIC``, fixed-point on uint8, edge pixels replicated), cut into
+#: windows by ``cubic_windows``.
+CUBIC = "cubic-v1"
+#: Input pixels read beyond a window on each side: the bicubic's four taps reach
+#: two input pixels past the window's edge pixels (``cubic_windows``).
+CUBIC_MARGIN = 2
+
+
+def cubic_windows(read8: Callable[[int, int], np.ndarray], height: int, width: int,
+                  ys: np.ndarray, xs: np.ndarray, patch: int, factor: int = 2) -> np.ndarray:
+    """Windows of the ``factor``-times bicubic enlargement of an 8-bit grey page,
+    without enlarging the page: (N, factor * patch, factor * patch) float32 in [0, 1].
+
+    ``read8(y0, y1)``: rows y0..y1-1 of the height x width uint8 page. Window i is
+    the output block whose top-left corner is (factor * ys[i], factor * xs[i]) in
+    the enlarged page (``ys``/``xs``: input-page corners, which may lie outside the
+    page, as the tiler's do). Each strip of patch rows is read with ``CUBIC_MARGIN``
+    rows and columns more on each side (indices clamped to the page, as OpenCV
+    replicates the edge), enlarged by ``enlarged`` and cropped. Why that is exact: at
+    an integer factor the bicubic's weights depend only on an output pixel's
+    position within its input pixel, and its taps reach at most two input pixels
+    past it; so wherever the window lies on the page, each of its pixels is the
+    same integer arithmetic on the same input pixels as in ``enlarged(page)``
+    (``tests/test_enlarge.py`` checks equality at every position, sizes, borders).
+    Pixels outside the page are the bicubic of the replicated edge.
+    """
+    q, m = factor * patch, CUBIC_MARGIN
+    ys, xs = np.asarray(ys), np.asarray(xs)
+    out = np.empty((len(ys), q, q), np.float32)
+    for y in np.unique(ys):
+        sel = np.flatnonzero(ys == y)
+        rows = np.clip(np.arange(y - m, y + patch + m), 0, height - 1)
+        x0 = int(xs[sel].min()) - m
+        cols = np.clip(np.arange(x0, int(xs[sel].max()) + patch + m), 0, width - 1)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        strip = np.asarray(read8(lo, hi))[rows - lo][:, cols]
+        up = enlarged(np.ascontiguousarray(strip), factor)
+        for i in sel:
+            c = factor * (int(xs[i]) - x0)
+            out[i] = up[factor * m : factor * m + q, c : c + q]
+    np.divide(out, np.float32(255.0), out=out)  # as a uint8 page becomes float32 gray
+    return out
 
 
 def to_size(page: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -41,7 +41,9 @@ from .errors import (
     SettingsTypeError,
 )
 from .model import (
+    BASE_INPUT,
     CONTEXT_INPUT,
+    SHIPPED_MODELS,
     ModelSpec,
     check_interface,
     is_shipped_model,
@@ -138,6 +140,22 @@ def model_arg(model: object) -> str | os.PathLike[str] | None:
         raise SettingsTypeError(f"model must be a path (str or os.PathLike) or None, "
                                 f"got {type(model).__name__}")
     return model
+
+
+#: The shipped enlargement model ``enlarger="auto"`` takes, when the package ships it.
+ENLARGE_MODEL = "enlarge"
+
+
+def enlarger_arg(value: object) -> str | os.PathLike[str] | None:
+    """``enlarger`` resolved: ``"auto"`` is the shipped ``ENLARGE_MODEL`` when there
+    is one, else None; None stays None; a path or a model's name is kept. A
+    ``SettingsTypeError`` naming what was given otherwise."""
+    if isinstance(value, str) and value == "auto":
+        return ENLARGE_MODEL if ENLARGE_MODEL in SHIPPED_MODELS else None
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise SettingsTypeError(f"enlarger must be 'auto', a model's name or path, or None, "
+                                f"got {type(value).__name__}")
+    return value
 
 
 def white_level(value: object, shipped: bool) -> float | None:
@@ -314,6 +332,16 @@ class Denoiser:
         other model (the shipped file is recognised by its path, links
         followed; a copy elsewhere counts as another model). ``None`` runs the
         model on every patch.
+    enlarger:
+        The enlargement model ``upscale`` uses (issue 32): a page it enlarges 2x
+        is enlarged by this model (P x P patches of the page as scanned in, 2P x
+        2P out, a learned correction to the cubic enlargement) in place of a
+        cubic enlargement and the denoiser. The name of a shipped enlargement
+        model or a path; ``"auto"`` (the default): the shipped one called
+        ``"enlarge"`` when the package ships it, else none; ``None``: none
+        (``upscale`` enlarges by bicubic interpolation, as before). Built with
+        this ``Denoiser``'s device, batch size, overlap and threads, every patch
+        through the model (no ``skip_white``), as ``self.enlarger``.
 
     Raises ``ModelError`` (a ``ValueError``; ``ModelNotFoundError`` is also a
     ``FileNotFoundError``) if the model is missing, damaged or does not fit,
@@ -330,6 +358,7 @@ class Denoiser:
         overlap: int = DEFAULT_OVERLAP,
         threads: int | None = None,
         skip_white: float | str | None = "auto",
+        enlarger: str | os.PathLike[str] | None = "auto",
     ) -> None:
         model = model_arg(model)
         self.model_path = resolve_model(model)
@@ -348,6 +377,16 @@ class Denoiser:
         if not 0 <= self.overlap <= patch // 2:
             raise SettingsError(f"overlap must be in [0, {patch // 2}] for the model's "
                              f"{patch}x{patch} patches, got {self.overlap}")
+        self.enlarger: Denoiser | None = None
+        which = enlarger_arg(enlarger)
+        if which is not None:
+            self.enlarger = Denoiser(which, device=device, batch_size=batch_size,
+                                     overlap=overlap, threads=threads, skip_white=None,
+                                     enlarger=None)
+            if self.enlarger.interface.scale < 2:
+                raise SettingsError(f"enlarger={enlarger!r}: {self.enlarger.model_path} is "
+                                    "not an enlargement model (its metadata records no "
+                                    "scale >= 2)")
 
     # -- pickling: settings travel, the session never does ---------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -358,6 +397,7 @@ class Denoiser:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("skip_white", None)  # pickled before 0.2.0: the model on every patch
+        state.setdefault("enlarger", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
         _instances.add(self)
@@ -366,7 +406,9 @@ class Denoiser:
         return (
             f"Denoiser(model={str(self.model_path)!r}, device={self.device!r}, "
             f"batch_size={self.batch_size}, overlap={self.overlap}, "
-            f"skip_white={self.skip_white})"
+            f"skip_white={self.skip_white}"
+            + ("" if self.enlarger is None else
+               f", enlarger={str(self.enlarger.model_path)!r}") + ")"
         )
 
     # -- session ---------------------------------------------------------------
@@ -489,41 +531,45 @@ class Denoiser:
         ``batch_size``) or the model returns a wrong shape, NaN or infinity.
         """
         loaded = self._ensure_session()
-        p = loaded.spec.patch
+        spec = loaded.spec
+        p, q = spec.patch, spec.scale * spec.patch
         if patches.ndim != 3 or patches.shape[1:] != (p, p):
             raise PageError(f"expected patches of shape (N, {p}, {p}), got {patches.shape}")
-        wants = loaded.spec.context != "none"
+        wants = spec.context != "none" or spec.base != "none"
+        what = (f"page context (context={spec.context})" if spec.base == "none" else
+                f"its base enlargement (base={spec.base}, rescale.cubic_windows)")
         if not wants and context_windows is not None:
             raise PageError(f"{self.model_path} reads no page context; "
                             "context_windows must be None")
         if wants:
             if context_windows is None:
-                raise PageError(f"{self.model_path} reads page context (context="
-                                f"{loaded.spec.context}): pass context_windows, or denoise "
-                                "whole pages with denoise()")
+                raise PageError(f"{self.model_path} reads {what}: pass context_windows, "
+                                "or denoise whole pages with denoise()")
             context_windows = np.asarray(context_windows)
-            if context_windows.shape != patches.shape:
-                raise PageError(f"context_windows has shape {context_windows.shape}; "
-                                f"expected the patches' {patches.shape}")
+            if context_windows.shape != (len(patches), q, q):
+                raise PageError(f"context_windows has shape {context_windows.shape}; expected "
+                                + (f"the patches' {patches.shape}" if q == p
+                                   else f"{(len(patches), q, q)}"))
         n = patches.shape[0]
         pad_to_fixed = CUDA in loaded.providers
-        out = np.empty((n, p, p), dtype=np.float32)
+        out = np.empty((n, q, q), dtype=np.float32)
 
         def batch(b0: int) -> None:  # writes out[b0 : b0 + batch_size] only
             chunk = patches[b0 : b0 + self.batch_size]
             k = len(chunk)
-            x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(loaded.spec.shape(k))
+            x = np.ascontiguousarray(chunk, dtype=np.float32).reshape(spec.shape(k))
             c = None
             if context_windows is not None:
                 c = np.ascontiguousarray(context_windows[b0 : b0 + self.batch_size],
-                                         dtype=np.float32).reshape(x.shape)
+                                         dtype=np.float32).reshape(spec.out_shape(k)
+                                                                   if q != p else x.shape)
             if pad_to_fixed and k < self.batch_size:
-                pad = np.ones(loaded.spec.shape(self.batch_size - k), np.float32)
-                x = np.concatenate([x, pad])
-                c = None if c is None else np.concatenate([c, pad])
+                x = np.concatenate([x, np.ones(spec.shape(self.batch_size - k), np.float32)])
+                c = None if c is None else np.concatenate(
+                    [c, np.ones((self.batch_size - k, *c.shape[1:]), np.float32)])
             with loaded.slots or contextlib.nullcontext():
                 y = self._run(loaded, x, c)
-            out[b0 : b0 + k] = y[:k].reshape(k, p, p)
+            out[b0 : b0 + k] = y[:k].reshape(k, q, q)
 
         # Batches on the session's workers, as a page's bands run (one intra-op thread
         # each on the CPU); one batch, as the tiler asks, runs in the caller's thread.
@@ -534,7 +580,7 @@ class Denoiser:
     def _run(self, loaded: _Loaded, x: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
         feed = {loaded.input_name: x}
         if c is not None:
-            feed[CONTEXT_INPUT] = c
+            feed[BASE_INPUT if loaded.spec.base != "none" else CONTEXT_INPUT] = c
         try:
             y = loaded.session.run(None, feed)[0]
         except MemoryError:
@@ -545,9 +591,10 @@ class Denoiser:
                 f"({_first_line(e)}); if it ran out of memory, lower batch_size "
                 f"(now {self.batch_size})"
             ) from e
-        if y.shape != x.shape:
+        want = loaded.spec.out_shape(len(x))
+        if y.shape != want:
             raise InferenceError(f"{self.model_path}: model returned shape {y.shape} for "
-                                 f"input {x.shape}; expected the same shape")
+                                 f"input {x.shape}; expected {want}")
         if not np.isfinite(y).all():
             bad = int(np.count_nonzero(~np.isfinite(y)))
             raise InferenceError(f"{self.model_path}: model returned {bad} NaN or infinite "
@@ -599,6 +646,10 @@ def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:
     feed = {input_name: x}
     if spec.context != "none":
         feed[CONTEXT_INPUT] = x
+    if spec.base != "none":
+        b = np.ones(spec.out_shape(2), np.float32)
+        b[1] = 0.0
+        feed[BASE_INPUT] = b
     try:
         y = session.run(None, feed)[0]
     except MemoryError:
@@ -606,9 +657,9 @@ def _probe(session: Any, input_name: str, spec: ModelSpec, path: Path) -> None:
     except Exception as e:
         raise ModelError(f"{path}: fails on a probe batch of 2 patches: {_first_line(e)}") from e
     y = np.asarray(y)
-    if y.shape != x.shape:
+    if y.shape != spec.out_shape(2):
         raise ModelError(f"{path}: returns shape {y.shape} for input {x.shape}; expected "
-                         "the same shape")
+                         f"{spec.out_shape(2)}")
     if not np.isfinite(y).all():
         raise ModelError(f"{path}: returns NaN or infinite values for a white or black patch")
 
