@@ -83,6 +83,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="more fit flags for stage 2, one quoted string; they override the "
                     "recipe's (to cross-validate a candidate: benchmarks/dibco_folds.py)")
     rp.add_argument("--quiet", action="store_true")
+    enp = sub.add_parser("enlarge", help="train the learned 2x enlargement model "
+                         "(train/enlarge.py) into --out; resumable")
+    enp.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    enp.add_argument("--quiet", action="store_true")
+    from .enlarge import EnlargeConfig
+    for f in fields(EnlargeConfig):
+        enp.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
+                         default=f.default, help=f"default {f.default}")
+    eep = sub.add_parser("export-enlarge", help="convert an enlarge run's best model to ONNX")
+    eep.add_argument("run_dir")
+    eep.add_argument("--output", required=True, help="e.g. ocr_denoise/models/enlarger.onnx")
+    eep.add_argument("--model-version", default=None)
     mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
     mp.add_argument("--data", default="../shared/data/mnist",
                     help="folder with t10k-images-idx3-ubyte.gz")
@@ -99,6 +111,24 @@ def main(argv: list[str] | None = None) -> int:
                           "best_val_rmse": min(hist["val_rmse"]),
                           "noisy_val_rmse": hist["noisy_val_rmse"],
                           "seconds": round(hist["seconds"], 1)}))
+        return 0
+    if args.cmd == "enlarge":
+        from .enlarge import fit_enlarger
+        ecfg = EnlargeConfig(**{f.name: getattr(args, f.name) for f in fields(EnlargeConfig)})
+        _, hist = fit_enlarger(ecfg, args.out,
+                               verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
+        print(json.dumps({"val_rmse": hist["val_rmse"][-1], "best_val_rmse":
+                          min(hist["val_rmse"]), "cubic_val_rmse": hist["cubic_val_rmse"],
+                          "seconds": round(hist["seconds"], 1)}))
+        return 0
+    if args.cmd == "export-enlarge":
+        import keras
+
+        from .export import export, load_config
+        model = keras.models.load_model(f"{args.run_dir}/model.keras")
+        diff = export(model, args.output, load_config(args.run_dir),
+                      model_version=args.model_version)
+        print(f"wrote {args.output} (max |keras - onnx| = {diff:.3g})")
         return 0
     if args.cmd == "recipe":
         data = Path(args.data) if args.data else recipe.DEFAULT_DATA

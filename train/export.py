@@ -31,15 +31,19 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17, split_output: bool
     channel, NCHW and NHWC are the same bytes, so the runtime reshapes for free.
     ``verify`` then proves the graph equals the Keras model. A model that reads
     page context (two Keras inputs) becomes a graph with inputs ``noisy`` and
-    ``context``, both (N, 1, P, P).
+    ``context``, both (N, 1, P, P); an enlargement model (``train.enlarge``: a second
+    input k times the patch) one with inputs ``noisy`` (N, 1, P, P) and ``base``
+    (N, 1, kP, kP) and output (N, 1, kP, kP). Every other model converts exactly as
+    before this case existed (the same graph, weights and metadata; tf2onnx's node
+    names carry a per-process counter, so no two conversions are byte-equal anyway).
     """
     import keras
     import tensorflow as tf
     import tf2onnx
 
     names = _input_names(model)
-    patch = int(model.inputs[0].shape[1])
-    spec = tuple(tf.TensorSpec((None, patch, patch, 1), tf.float32, name=n) for n in names)
+    spec = tuple(tf.TensorSpec((None, *_side(t), 1), tf.float32, name=n)
+                 for n, t in zip(names, model.inputs))
 
     def swap_upsampling(layer):
         if isinstance(layer, keras.layers.UpSampling2D):
@@ -77,10 +81,24 @@ def to_onnx(model, metadata: dict[str, str], opset: int = 17, split_output: bool
     return proto
 
 
-def _input_names(model) -> tuple[str, ...]:
-    """ONNX input names: ``noisy``, and ``context`` for a model that reads it."""
-    from ocr_denoise.model import CONTEXT_INPUT
+def _side(t) -> tuple[int, int]:
+    """(height, width) of a Keras input."""
+    return int(t.shape[1]), int(t.shape[2])
 
+
+def is_enlarger(model) -> bool:
+    """Whether ``model`` is an enlargement model (``train.enlarge``): a second input
+    larger than its patch (``base``), and an output that size."""
+    return len(model.inputs) == 2 and _side(model.inputs[1]) != _side(model.inputs[0])
+
+
+def _input_names(model) -> tuple[str, ...]:
+    """ONNX input names: ``noisy``, and ``context`` for a model that reads it, or
+    ``base`` for an enlargement model."""
+    from ocr_denoise.model import BASE_INPUT, CONTEXT_INPUT
+
+    if is_enlarger(model):
+        return ("noisy", BASE_INPUT)
     return ("noisy", CONTEXT_INPUT)[: len(model.inputs)]
 
 
@@ -88,13 +106,12 @@ def verify(model, proto, n: int = 64, seed: int = 0) -> float:
     """Max |keras - onnxruntime| on random patches; raises ExportMismatch above 1e-4."""
     import onnxruntime as ort
 
-    patch = int(model.inputs[0].shape[1])
     rng = np.random.default_rng(seed)
-    xs = [rng.random((n, patch, patch, 1), dtype=np.float32) for _ in model.inputs]
+    xs = [rng.random((n, *_side(t), 1), dtype=np.float32) for t in model.inputs]
     named = dict(zip(_input_names(model), xs))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {i.name: named[i.name].reshape([n, *i.shape[1:]]) for i in sess.get_inputs()}
-    got = sess.run(None, feed)[0].reshape(xs[0].shape)
+    got = sess.run(None, feed)[0].reshape(xs[-1].shape if is_enlarger(model) else xs[0].shape)
     want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
     diff = float(np.abs(got - want).max())
     if not diff <= MAX_ABS_DIFF:
@@ -111,7 +128,7 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
     name: the model's own version, independent of the package's, so a package
     release never needs a re-export (``Denoiser.model_version`` reads it).
     """
-    from ocr_denoise import context, flatten
+    from ocr_denoise import context, flatten, rescale
     from ocr_denoise._version import __version__
 
     meta = {
@@ -125,7 +142,12 @@ def export(model, output: str | os.PathLike[str] = DEFAULT_OUTPUT,
         "preprocess": flatten.NAME if json.loads(config_json).get("page_norm") else "none",
         # A model with a second input reads the page around each patch (the key is
         # written only then, so models without it keep their metadata as it was).
-        **({"context": context.NAME} if len(model.inputs) > 1 else {}),
+        **({"context": context.NAME} if len(model.inputs) > 1 and not is_enlarger(model)
+           else {}),
+        # An enlargement model: its output is `scale` times its patch, and it adds
+        # its correction to the cubic enlargement it reads in its input `base`.
+        **({"scale": str(_side(model.inputs[1])[0] // _side(model.inputs[0])[0]),
+            "base": rescale.CUBIC} if is_enlarger(model) else {}),
         **({"model_version": model_version} if model_version else {}),
         **(extra or {}),
     }
