@@ -51,7 +51,9 @@ Methods (``--methods``): ``raw`` (the page as scanned); ``denoised``
 (``denoise_page``, with its defaults); ``denoised-noguard`` (the model on every
 page, no guard); ``upscale`` (``denoise_page(..., upscale="auto")`` with the
 source's DPI); ``upscale-model`` (the same with every enlarged page sent to the
-model, ``guard.ENLARGED`` on: can the model beat the enlargement alone?); and the
+model, ``guard.ENLARGED`` on: can the model beat the enlargement alone?);
+``upscale-learned`` (``upscale="auto"`` with the enlargement model ``--enlarger``,
+issue 32: enlarged pages enlarged by it in place of cubic-then-denoise); and the
 classical baselines: ``unpaper`` (the real unpaper with the arguments OCRmyPDF's
 ``--clean`` passes, at the source's DPI or else 300); ``nlmeans``
 (OpenCV's non-local means, h=10); ``tess-sauvola`` (tesseract's own Sauvola,
@@ -114,8 +116,11 @@ PAD = 6
 #: How far a line's polygon is grown before masking its crop, in raw-page pixels
 #: (scaled with the page).
 GROW = 2
-METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "upscale-model", "unpaper",
-           "nlmeans", "tess-sauvola", "cubic2x"]
+METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "upscale-model",
+           "upscale-learned", "unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
+#: Where ``upscale-learned`` finds its enlargement model (``--enlarger``), read in the
+#: workers: the environment reaches them however the pool starts them.
+ENLARGER_ENV = "REAL_SCANS_ENLARGER"
 DEFAULT_METHODS = ["raw", "denoised", "unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
 #: The classical baselines, against the best of which (per source) a method is compared.
 CLASSICAL = ["unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
@@ -304,6 +309,16 @@ def process(method: str, img: np.ndarray, model: str | None,
             return denoise_page(img, denoiser=_denoiser(model), upscale="auto", dpi=dpi)
         finally:
             guard.ENLARGED = was
+    if method == "upscale-learned":
+        import os as _os
+
+        from ocr_denoise import Denoiser as _Denoiser
+
+        key = "enlarger:" + _os.environ.get(ENLARGER_ENV, "auto")
+        if key not in _denoise_cache:
+            _denoise_cache[key] = _Denoiser(model, device="cpu", threads=1,
+                                            enlarger=_os.environ.get(ENLARGER_ENV, "auto"))
+        return denoise_page(img, denoiser=_denoise_cache[key], upscale="auto", dpi=dpi)
     if method == "unpaper":
         return baselines.unpaper(img) if dpi is None else baselines.unpaper(img, dpi)
     if method == "nlmeans":
@@ -588,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", type=int, default=0,
                     help="first N pages of the split, per source (0: all)")
     ap.add_argument("--model", default=None, help="ONNX model for the denoised methods")
+    ap.add_argument("--enlarger", default="auto",
+                    help="enlargement model (name or path) for upscale-learned")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=None, help="write the summaries and every page's scores")
     args = ap.parse_args(argv)
@@ -599,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown method(s) {', '.join(unknown)}; use {', '.join(METHODS)}")
     if "raw" not in methods:
         methods.insert(0, "raw")
+    os.environ[ENLARGER_ENV] = args.enlarger
     known = sources(Path(args.data))
     names = list(dict.fromkeys(n for n in args.sources.split(",") if n))
     if not names or set(names) - set(known):
