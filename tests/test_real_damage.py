@@ -61,7 +61,11 @@ def test_every_kind_gives_a_damaged_page_and_a_target_as_printed(kind, rng):
     assert noisy.shape == clean.shape == (160, 200)
     assert noisy.dtype == clean.dtype == np.float32
     assert 0 <= noisy.min() and noisy.max() <= 1 and 0 <= clean.min() and clean.max() <= 1
-    assert np.abs(noisy - clean).mean() > 0.005  # something was done to it
+    change = np.abs(noisy - clean).mean()
+    if kind == "clean":  # clean in, clean out: at most sensor noise
+        assert change < 0.01
+    else:
+        assert change > 0.005  # something was done to it
     ink = clean < 0.5
     assert 0.005 < ink.mean() < 0.4  # text, not a blank or a black page
     # The target's paper is white: the model learns to whiten, not to keep the grain.
@@ -83,3 +87,19 @@ def test_typewriter_target_keeps_the_fonts_stroke_width(rng):
 def test_unknown_kind_is_named():
     with pytest.raises(KeyError, match="carbon"):
         real_damage.make(np.random.default_rng(0), 50, 50, None, "carbon")
+
+
+def test_keep_ink_targets_are_as_dark_as_the_damaged_pages_ink_never_darker(rng):
+    """With ``keep_ink`` the target's ink matches the damaged page's darkness relative to
+    its paper: faint print stays faint (a black target taught the model to darken grey
+    edges, which widens small strokes), and the letters' shapes are the clean page's."""
+    r1, r2 = np.random.default_rng(9), np.random.default_rng(9)
+    noisy, kept = real_damage.make(r1, 160, 200, None, "faint", keep_ink=True)
+    _, black = real_damage.make(r2, 160, 200, None, "faint")
+    solid = black < 0.15
+    paper = np.median(noisy[black > 0.95])
+    want = 1.0 - np.median(noisy[solid]) / paper
+    assert np.median(1.0 - kept[solid]) == pytest.approx(want, abs=0.02)
+    assert want < 0.8  # faint: the black target would have been darker
+    # the same letters: ink only where the clean page has ink
+    np.testing.assert_array_equal(kept < 1.0, black < 1.0)

@@ -57,6 +57,8 @@ class TrainConfig:
     real_fraction: float = 0.0
     # folders of real pages whose selection half gives paper textures (real_damage.PaperBank)
     paper: list[str] = field(default_factory=list)
+    # real-damage targets keep the damaged page's ink darkness (real_damage.match_ink)
+    keep_ink: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -97,6 +99,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             scan_fraction=cfg.scan_fraction,
                                             real_fraction=cfg.real_fraction,
                                             paper=cfg.paper,
+                                            keep_ink=cfg.keep_ink,
                                             page_size=cfg.page_size,
                                             per_page=round(200 * (cfg.page_size / 256) ** 2)))
     if cfg.pairs and cfg.real_patches:

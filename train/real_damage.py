@@ -228,6 +228,33 @@ def plain(rng: np.random.Generator, s: float, height: int, width: int,
     return page, _scanner(paper * page.clean, rng, 0.5 * s)
 
 
+def faint(rng: np.random.Generator, s: float, height: int, width: int,
+          bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+    """Faint print on near-white paper (a thermal receipt scanned with the paper
+    clipped to white, a light photocopy): ink at 35-75% of the paper's darkness. The
+    target is the text in dark ink: faint letters are text to keep, never noise to
+    remove (the first residual model, taught otherwise by bleed-through, erased
+    them)."""
+    family = str(rng.choice(["mono", "sans", "serif"]))
+    page = synth.render_page(rng, height, width, x_height=float(rng.uniform(6, 16)),
+                             family=family, ink=0.0, margin=scans._margin(width))
+    level = float(rng.uniform(0.25, 0.65)) * (1.0 - 0.4 * s)  # how dark the ink is
+    paper = float(rng.uniform(0.93, 1.0))
+    noisy = paper * (1.0 - (1.0 - page.clean) * level)
+    if rng.random() < 0.5:
+        noisy = cv2.GaussianBlur(noisy.astype(np.float32), (0, 0), float(rng.uniform(0.3, 0.8)))
+    return page, _scanner(noisy, rng, 0.3 * s)
+
+
+def clean(rng: np.random.Generator, s: float, height: int, width: int,
+          bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+    """A good page as it is: clean in, clean out (at most a little sensor noise)."""
+    page = synth.render_page(rng, height, width, x_height=float(rng.uniform(6, 30)),
+                             ink=float(rng.uniform(0.0, 0.3)), margin=scans._margin(width))
+    noise = float(rng.uniform(0.0, 2.0)) / 255
+    return page, page.clean + noise * rng.standard_normal(page.clean.shape).astype(np.float32)
+
+
 #: Page kinds, each ``(rng, strength, height, width, bank) -> (clean Page, damaged)``,
 #: and how often each is drawn.
 KINDS: dict[str, tuple[Callable[..., tuple[Page, np.ndarray]], float]] = {
@@ -239,13 +266,34 @@ KINDS: dict[str, tuple[Callable[..., tuple[Page, np.ndarray]], float]] = {
     "phone": (on_paper("phone"), 1.0),
     "form": (on_paper("form"), 1.0),
     "small_serif": (on_paper("small_serif"), 0.5),
+    "faint": (faint, 1.5),
+    "clean": (clean, 0.5),
 }
 
 
+def match_ink(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """``clean`` with its ink as dark, relative to the paper, as the ink of ``noisy``:
+    1 - (1 - clean) * d, d the median darkness (1 - ink / paper) of ``noisy`` where
+    ``clean`` is solid ink, in [0.3, 1]. Why: a target in black ink teaches the model
+    to darken grey strokes, and on small print a darkened grey edge is a wider stroke
+    (the second residual model made low-resolution typewritten pages bolder and read
+    worse). With the ink matched the model removes what is not ink, whitens the
+    paper, and leaves the ink's weight to the print."""
+    solid, paper = clean < 0.15, clean > 0.95
+    if solid.sum() < 10 or paper.sum() < 10:
+        return clean
+    p = float(np.median(noisy[paper]))
+    d = 1.0 - float(np.median(noisy[solid])) / max(p, 1e-3)
+    d = min(1.0, max(0.3, d))
+    return (1.0 - (1.0 - clean) * d).astype(np.float32)
+
+
 def make(rng: np.random.Generator, height: int, width: int,
-         bank: PaperBank | None = None, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+         bank: PaperBank | None = None, kind: str | None = None,
+         keep_ink: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(damaged page, target) of ``kind`` (default: drawn by ``KINDS``' weights), both
-    (height, width) float32 in [0, 1]; a receipt is padded to the width with paper."""
+    (height, width) float32 in [0, 1]; a receipt is padded to the width with paper.
+    ``keep_ink``: the target's ink as dark as the damaged page's (``match_ink``)."""
     names = list(KINDS)
     if kind is None:
         w = np.array([KINDS[k][1] for k in names])
@@ -255,6 +303,8 @@ def make(rng: np.random.Generator, height: int, width: int,
     page, noisy = KINDS[kind][0](rng, float(rng.uniform(0.2, 1.0)), height, width, bank)
     noisy = np.clip(noisy, 0.0, 1.0).astype(np.float32)
     clean = np.clip(page.clean, 0.0, 1.0).astype(np.float32)
+    if keep_ink:
+        clean = match_ink(noisy, clean)
     if noisy.shape != (height, width):  # a receipt narrower than the page
         pad = ((0, height - noisy.shape[0]), (0, width - noisy.shape[1]))
         noisy = np.pad(noisy, pad, mode="edge")
