@@ -74,7 +74,9 @@ def _denoiser(options: RunOptions) -> Denoiser:
 
 def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None:
     """Run on one worker before the files: build its session (so a bad model or
-    device fails the run once, clearly) and, with ``ocr``, find tesseract.
+    device fails the run once, clearly) and, with ``ocr``, find tesseract and its
+    ``ocr_lang`` languages (``RunOptions`` checks them where it is made, but the
+    client may have no tesseract, or other languages than the workers).
 
     Returns None, or the error as (class, message): Dask sends exceptions back
     through tblib, which cannot rebuild ``ModelNotFoundError`` (a ``ValueError``
@@ -83,7 +85,7 @@ def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None
     try:
         _denoiser(options)
         if options.ocr:
-            check_ocr()
+            check_ocr(options.ocr_lang)
     except Exception as e:
         return type(e), str(e)
     return None

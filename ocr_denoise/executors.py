@@ -269,7 +269,7 @@ class SerialExecutor(Executor):
         if not files:
             return
         if options.ocr:
-            check_ocr()
+            check_ocr(options.ocr_lang)
         self._denoiser = Denoiser(options.model, device=options.device, threads=self.threads)
 
     def run(self, todo: list[Task], options: RunOptions,

@@ -347,6 +347,24 @@ def test_ocr_after_a_run_without_it_reads_the_images_already_written(tmp_path, i
     assert "HELLO WORLD" in (out / "one.txt").read_text()
 
 
+def test_an_ocr_language_the_run_lacks_stops_it_before_any_page_when_options_missed_it(
+        tmp_path, identity_model, monkeypatch):
+    """``RunOptions`` refuses such a language where it is made, unless tesseract
+    could not be run there (``work._check_languages_here`` gives up): then the
+    executor's start checks it (``check_ocr(ocr_lang)``), once, before any page,
+    instead of each page failing with a TesseractError."""
+    from ocr_denoise import SettingsError, work
+
+    monkeypatch.setattr(work, "_check_languages_here", lambda lang: None)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "one.png"), text_image("HELLO"))
+    with pytest.raises(SettingsError, match="tesseract has no xyz"):
+        denoise_folder(src, tmp_path / "out", ocr=True, ocr_lang="eng+xyz",
+                       model=identity_model)
+    assert not (tmp_path / "out").exists()
+
+
 # -- dead workers ------------------------------------------------------------------
 
 

@@ -124,6 +124,22 @@ def test_missing_model_stops_the_run_once_with_a_clear_error(client, tmp_path, r
     assert not (tmp_path / "out").exists()
 
 
+def test_an_ocr_language_the_workers_lack_stops_the_run_once(client, tmp_path, rng,
+                                                             monkeypatch):
+    """A client that cannot run tesseract cannot check ``ocr_lang`` (``RunOptions``
+    lets it through); the workers do, before any file: one ``SettingsError``, not a
+    TesseractError for every file."""
+    from ocr_denoise import SettingsError, work
+
+    monkeypatch.setattr(work, "_check_languages_here", lambda lang: None)  # here only
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    with pytest.raises(SettingsError, match="tesseract has no xyz"):
+        denoise_folder(src, tmp_path / "out", ocr=True, ocr_lang="eng+xyz", device="cpu",
+                       scheduler=client)
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_scheduler_switch_runs_the_folder_on_the_cluster(client, tmp_path, rng, capsys):
     from ocr_denoise.cli import main
 
