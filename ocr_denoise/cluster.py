@@ -179,7 +179,8 @@ class DaskExecutor(Executor):
             on_result: OnResult) -> tuple[list[Task], bool]:
         assert self._client is not None, "start() first"
         window = self.in_flight or max(64, 4 * self.jobs)
-        return _submit_all(self._client, todo, options, window, on_result)
+        with STOP.running():
+            return _submit_all(self._client, todo, options, window, on_result)
 
     def close(self) -> None:
         self._client = None

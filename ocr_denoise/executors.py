@@ -70,10 +70,17 @@ class Stop:
     (every ``POLL`` seconds) and report what they did not start. ``started``: the
     executor's ``run`` has begun (the command line stops at once on a second
     signal before that). ``managed``: the command line owns this object and resets
-    it itself; otherwise every run resets it when it ends.
+    it itself; otherwise every run resets it when it ends. One per process, shared
+    by runs in several threads: a stop reaches them all, and is cleared only when
+    the last of them ends (``reset`` does nothing while files run).
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0  # executors' run() calls in progress, on any thread
+        self._clear()
+
+    def _clear(self) -> None:
         self.level = 0
         self.started = False
         self.managed = False
@@ -87,7 +94,24 @@ class Stop:
         return self.level
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        """No stop requested; kept while another thread's run is processing files."""
+        with self._lock:
+            if not self._runs:
+                self._clear()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around an executor's ``run``: counts the runs in progress for ``reset``
+        and, in a program's main thread, turns Ctrl-C into a stop request
+        (``ctrl_c_as_stop_request``)."""
+        with self._lock:
+            self._runs += 1
+        try:
+            with ctrl_c_as_stop_request(self):
+                yield
+        finally:
+            with self._lock:
+                self._runs -= 1
 
 
 #: The stop state of this process's run (one run at a time per process).
@@ -122,6 +146,25 @@ class _StopNotice:
                                "(no output written): %s", len(in_progress),
                                _names(in_progress))
         return level
+
+
+@contextlib.contextmanager
+def ctrl_c_as_stop_request(stop: Stop) -> Iterator[None]:
+    """While files run in a Python program's main thread, Ctrl-C is a stop request
+    (``STOP.request``) instead of a ``KeyboardInterrupt``, which could land anywhere
+    (in a worker pool's shutdown, say) and end the run without its report. Only
+    where Python's own handler is in place: the command line's, or one the
+    program installed, is left alone; so are runs on other threads (Python runs
+    signal handlers on the main thread only)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.request("Ctrl-C"))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(notice: _StopNotice, in_progress: Sequence[Task]) -> int:
@@ -275,6 +318,11 @@ class SerialExecutor(Executor):
     def run(self, todo: list[Task], options: RunOptions,
             on_result: OnResult) -> tuple[list[Task], bool]:
         assert self._denoiser is not None or not todo, "start() first"
+        with STOP.running():
+            return self._run(todo, options, on_result)
+
+    def _run(self, todo: list[Task], options: RunOptions,
+             on_result: OnResult) -> tuple[list[Task], bool]:
         watch = DiskFullWatch()
         on_result = watch.wrap(on_result)
         notice = _StopNotice()
@@ -304,15 +352,22 @@ class SerialExecutor(Executor):
         thread; ``_ABANDONED`` if a stop at once came first."""
         group = atomic.WriteGroup()
         box: list[FileResult | None] = []
+        # Waited on instead of Thread.join: a KeyboardInterrupt raised inside join()
+        # can leave the thread marked as ended while it still runs (CPython 3.11),
+        # and its file was then reported failed with its claim left behind.
+        ended = threading.Event()
         logger.debug("starting %s", shown(t.src))
 
         def work() -> None:
-            with atomic.writing_as(group):
-                try:
-                    box.append(claimed_process_file(t, self._denoiser, options))  # type: ignore[arg-type]
-                except Exception as e:  # process_file never raises for a file; just in case
-                    box.append(FileResult(t.src, "failed", t.dst,
-                                          reason=f"{type(e).__name__}: {e}"))
+            try:
+                with atomic.writing_as(group):
+                    try:
+                        box.append(claimed_process_file(t, self._denoiser, options))  # type: ignore[arg-type]
+                    except Exception as e:  # process_file never raises for a file; just in case
+                        box.append(FileResult(t.src, "failed", t.dst,
+                                              reason=f"{type(e).__name__}: {e}"))
+            finally:
+                ended.set()
 
         # A daemon: a run stopped at once does not wait for the page on it. In a copy
         # of this thread's context, so settings made with context variables hold.
@@ -321,8 +376,7 @@ class SerialExecutor(Executor):
         worker.start()
         while True:
             try:
-                worker.join(POLL)
-                if not worker.is_alive():
+                if ended.wait(POLL):
                     return box[0] if box else FileResult(
                         t.src, "failed", t.dst, reason="the file's thread ended without a result")
                 level = notice.level([t])
@@ -361,7 +415,8 @@ class ProcessExecutor(Executor):
         assert self._here is not None, "start() first"
         if self.jobs == 1:
             return self._here.run(todo, options, on_result)
-        return _run_pool(todo, options, self.threads, self.jobs, on_result)
+        with STOP.running():
+            return _run_pool(todo, options, self.threads, self.jobs, on_result)
 
     def close(self) -> None:
         if self._here is not None:

@@ -460,6 +460,62 @@ def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, mon
                                       denoise_page(read_image(p)))
 
 
+# -- Ctrl-C from Python ----------------------------------------------------------------
+
+_CTRL_C_SCRIPT = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from ocr_denoise import denoise_folder
+
+def ctrl_c_once_a_file_is_written(out):
+    while not (out.exists() and any(p.suffix == ".png" for p in out.iterdir())):
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGINT)  # Python's own handler: a KeyboardInterrupt
+
+if __name__ == "__main__":
+    src, out, jobs, threaded = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    threading.Thread(target=ctrl_c_once_a_file_is_written, args=(out,), daemon=True).start()
+    other = {}
+    if threaded == "yes":  # a second run, on another thread, into out2
+        t = threading.Thread(target=lambda: other.update(
+            r=denoise_folder(src, out.with_name("out2"), jobs=1)))
+        t.start()
+    report = denoise_folder(src, out, jobs=jobs)
+    reports = [report] + ([t.join() or other["r"]] if threaded == "yes" else [])
+    for r in reports:
+        print(r.interrupted, len(r.done), len(r.not_started), len(r.failed))
+"""
+
+
+@pytest.mark.parametrize("jobs,threaded", [(1, "no"), (2, "no"), (1, "yes")])
+def test_ctrl_c_in_a_python_program_returns_an_interrupted_report(tmp_path, jobs, threaded):
+    """Ctrl-C while ``denoise_folder`` runs in a program's main thread: no new file,
+    those in progress are written whole, and the report comes back marked
+    interrupted instead of a KeyboardInterrupt. A run on another thread of the
+    same process stops too (one stop state per process)."""
+    src = tmp_path / "in"
+    write_random_pages(src, np.random.default_rng(3), 16, pattern="p{i:02d}.png",
+                       shape=(700, 700))
+    script = tmp_path / "run.py"
+    script.write_text(_CTRL_C_SCRIPT)
+    r = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "out"),
+                        str(jobs), threaded], capture_output=True, text=True, timeout=600,
+                       cwd=REPO)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "stopping (Ctrl-C): no new file is started" in r.stderr, r.stderr
+    for line, out in zip(r.stdout.splitlines(), [tmp_path / "out", tmp_path / "out2"]):
+        interrupted, done, not_started, failed = line.split()
+        assert interrupted == "True" and failed == "0", r.stdout + r.stderr
+        assert int(not_started) > 0 and int(done) + int(not_started) == 16, r.stdout
+        # only whole outputs, and nothing else: no temporary, no claim
+        written = output_files(out) if out.exists() else []
+        assert len(written) == int(done) and all(n.endswith(".png") for n in written)
+        for name in written:
+            np.testing.assert_array_equal(read_image(out / name),
+                                          denoise_page(read_image(src / name)))
+    assert len(r.stdout.splitlines()) == (2 if threaded == "yes" else 1), r.stdout
+
+
 # -- a full output disk ---------------------------------------------------------------
 
 
