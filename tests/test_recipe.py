@@ -105,3 +105,10 @@ def test_a_candidates_extra_stage2_flags_override_the_recipes_and_keep_the_rest(
     assert (cand.real_patches, cand.scan_fraction) == (7, 0.25)
     assert (shipped.real_patches, shipped.scan_fraction) != (7, 0.25)
     assert cand.pairs == shipped.pairs and cand.init == shipped.init
+
+
+def test_the_residual_candidates_recipe_parses_to_a_residual_run_on_real_damage():
+    cfg = parse(recipe.residual())
+    assert cfg.arch == "residual" and cfg.real_fraction == 1.0 and not cfg.page_norm
+    assert [Path(p).parts[-1] for p in cfg.paper] == ["ehri-dev", "img", "images"]
+    assert cfg.pairs == [str(recipe.DEFAULT_DATA / "noisyoffice" / "train")]

@@ -1,4 +1,8 @@
-"""The shipped model's recipe: two ``python -m train fit`` runs, written down once.
+"""The shipped models' recipes: ``python -m train fit`` argument lists, written down once.
+
+``stage1``/``stage2``: v8, the shipped autoencoder. ``residual``: the candidate that
+may replace it (train/model.py ``build_residual``; issue "A denoiser that helps real
+pages"), one run; not shipped yet (docs/model-history.md says why).
 
 The model card's command, the DIBCO leave-one-year-out check
 (``benchmarks/dibco_folds.py``) and anyone reproducing the model run these same
@@ -22,6 +26,27 @@ DIBCO_YEARS = ("2009", "2010", "2011", "2012", "2013")
 
 _MODEL = ["--arch", "shuffle", "--width", "32", "--skips", "true", "--page-norm", "true",
           "--black-ink", "true", "--ink-fraction", "0.5"]
+
+
+#: Real page folders whose *selection* half gives the residual model its paper.
+PAPER = ("ehri-dev", "sroie-dev/img", "funsd-train/images")
+
+
+def residual(data: Path = DEFAULT_DATA) -> list[str]:
+    """``fit`` arguments of the residual candidate: output = input + a correction that
+    starts at zero; its synthetic pages all drawn from ``train.real_damage``'s kinds on
+    paper cut from real selection pages (``synth``'s bleed-through taught the first
+    candidate to erase faint print); NoisyOffice's real pairs; targets as printed (grey
+    edges, strokes as wide as the font's); MSE (L1 erased uncertain ink). Width 16:
+    onnxruntime runs 16-channel convolutions in one AVX-512 block, so it costs what v8
+    costs (24 costs 2.9x). 10 epochs: 21 minutes on 2 cores (1,254 s)."""
+    return ["--arch", "residual", "--width", "16", "--latent-width", "32",
+            "--loss", "mean_squared_error", "--batch-size", "256",
+            "--synthetic-patches", "500000", "--real-fraction", "1.0",
+            "--paper", *(str(data / p) for p in PAPER),
+            "--real-patches", "100000", "--pairs", str(data / "noisyoffice" / "train"),
+            "--ink-fraction", "0.5", "--damage-fraction", "0.2",
+            "--epochs", "10", "--learning-rate", "0.002"]
 
 
 def stage1(data: Path = DEFAULT_DATA) -> list[str]:
