@@ -453,7 +453,9 @@ def test_a_worker_death_noticed_between_files_is_retried_not_fatal(tmp_path, mon
     monkeypatch.setattr(cf, "ProcessPoolExecutor", KillingPool)
     report = denoise_folder(src, tmp_path / "out", jobs=2)
     assert len(submits) > 8  # the pool broke and work was resubmitted
-    assert report.ok and sorted(r.src.name for r in report.done) == sorted(
+    # A file the killed worker had written before it died is found already there when
+    # it is redone (skipped); none is lost or failed.
+    assert report.ok and sorted(r.src.name for r in report.done + report.skipped) == sorted(
         p.name for p in src.iterdir())
     for p in sorted(src.iterdir()):
         np.testing.assert_array_equal(read_image(tmp_path / "out" / p.name),
