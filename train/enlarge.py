@@ -174,7 +174,7 @@ def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: i
     ``history.json``. Returns (best model, history)."""
     import keras
 
-    from .fit import _atomic_write, _progress_callback, _read_progress, set_seeds
+    from .fit import _read_progress, compile_for_training, run_callbacks, set_seeds
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,24 +192,15 @@ def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: i
         model = keras.models.load_model(out / "last.keras")
     else:
         model = build_enlarger(cfg.patch, cfg.width, cfg.depth)
-        steps = max(1, (len(X) - n_val) // cfg.batch_size) * cfg.epochs
-        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss=cfg.loss,
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
-    _atomic_write(out / "config.json", cfg.to_json())
-    ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
-                                           save_best_only=True)
-    done = progress["epochs"] if progress else 0
-    past: dict[str, list[float]] = progress["history"] if progress else {}
-    if progress and progress.get("best") is not None:
-        ckpt.best = float(progress["best"])
-    record = _progress_callback(out, cfg, past, ckpt)  # type: ignore[arg-type]
+        compile_for_training(model, cfg,
+                             max(1, (len(X) - n_val) // cfg.batch_size) * cfg.epochs)
+    done, past, callbacks = run_callbacks(out, cfg, progress)
     cubic_rmse = float(np.sqrt(np.mean((B[:n_val] - Y[:n_val]) ** 2)))
     if done < cfg.epochs:
         model.fit([X[n_val:], B[n_val:]], Y[n_val:],
                   validation_data=([X[:n_val], B[:n_val]], Y[:n_val]), epochs=cfg.epochs,
                   initial_epoch=done, batch_size=cfg.batch_size, shuffle=True,
-                  callbacks=[ckpt, record], verbose=verbose)
+                  callbacks=callbacks, verbose=verbose)
     history: dict = {k: list(v) for k, v in past.items()}
     history["cubic_val_rmse"] = cubic_rmse
     history["seconds"] = time.time() - t0

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -143,7 +144,18 @@ def model_from_config(cfg: TrainConfig):
                        context_width=cfg.context_width if cfg.context else 0)
 
 
-def compile_for_training(model, cfg: TrainConfig, steps: int) -> None:
+class RunConfig(Protocol):
+    """What the shared training steps read of a run's config (``TrainConfig``, and
+    ``train.enlarge.EnlargeConfig``)."""
+
+    learning_rate: float
+    loss: str
+    epochs: int
+
+    def to_json(self) -> str: ...
+
+
+def compile_for_training(model, cfg: RunConfig, steps: int) -> None:
     """Compile ``model`` as ``fit`` trains it: Adam with the learning rate decaying
     along a cosine to 5% over ``steps`` batches, ``cfg.loss``, and an RMSE metric."""
     import keras
@@ -209,14 +221,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
         if not cfg.init:
             model = model_from_config(cfg)
         compile_for_training(model, cfg, max(1, len(Xt) // cfg.batch_size) * cfg.epochs)
-    _atomic_write(out / "config.json", cfg.to_json())
-    ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
-                                           save_best_only=True)
-    done = progress["epochs"] if progress else 0
-    past: dict[str, list[float]] = progress["history"] if progress else {}
-    if progress and progress.get("best") is not None:
-        ckpt.best = float(progress["best"])
-    record = _progress_callback(out, cfg, past, ckpt)
+    done, past, callbacks = run_callbacks(out, cfg, progress)
 
     noisy_rmse = float(np.sqrt(np.mean((Xv[..., :1] - Yv.astype(np.float32)) ** 2)))
     if done < cfg.epochs:
@@ -224,12 +229,12 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
             train_data, val_data = _tensor_batches(X, Y, n_val, cfg.batch_size, cfg.seed)
             del X, Y, Xt, Yt, Xv, Yv  # the tensors hold the only copy now
             model.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                      initial_epoch=done, shuffle=False, callbacks=[ckpt, record],
+                      initial_epoch=done, shuffle=False, callbacks=callbacks,
                       verbose=verbose)
         else:
             model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
                       initial_epoch=done, batch_size=cfg.batch_size, shuffle=True,
-                      callbacks=[ckpt, record], verbose=verbose)
+                      callbacks=callbacks, verbose=verbose)
     history: dict = {k: list(v) for k, v in past.items()}
     history["noisy_val_rmse"] = noisy_rmse
     history["seconds"] = time.time() - t0
@@ -244,7 +249,25 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_progress(out: Path, cfg: TrainConfig) -> dict | None:
+def run_callbacks(out: Path, cfg: RunConfig, progress: dict | None
+                  ) -> tuple[int, dict[str, list[float]], list[Any]]:
+    """Write ``config.json`` and return (epochs already done, the history so far, the
+    Keras callbacks of a resumable run): ``model.keras`` kept best by validation loss
+    (its best so far carried over from ``progress``), then ``last.keras`` and
+    ``progress.json`` after every epoch (``_progress_callback``)."""
+    import keras
+
+    _atomic_write(out / "config.json", cfg.to_json())
+    ckpt = keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss",
+                                           save_best_only=True)
+    done = progress["epochs"] if progress else 0
+    past: dict[str, list[float]] = progress["history"] if progress else {}
+    if progress and progress.get("best") is not None:
+        ckpt.best = float(progress["best"])
+    return done, past, [ckpt, _progress_callback(out, cfg, past, ckpt)]
+
+
+def _read_progress(out: Path, cfg: RunConfig) -> dict | None:
     """The progress a killed run left in ``out`` (None: start afresh). Raises
     ``ValueError`` when ``out`` holds a run of another config."""
     path = out / PROGRESS
@@ -257,7 +280,7 @@ def _read_progress(out: Path, cfg: TrainConfig) -> dict | None:
     return progress
 
 
-def _progress_callback(out: Path, cfg: TrainConfig, history: dict[str, list[float]], ckpt):
+def _progress_callback(out: Path, cfg: RunConfig, history: dict[str, list[float]], ckpt):
     """A Keras callback that, after each epoch, writes ``last.keras`` and then
     ``progress.json`` naming it, both atomic, so a kill at any moment leaves a pair
     that agrees (a kill between the two writes leaves the previous progress with a
