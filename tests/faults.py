@@ -68,18 +68,23 @@ def full_disk_dask_work(log: str, ok: str, task, options):
         images.write_image = images.write_image.__wrapped_real__  # workers are shared
 
 
+def _die_once(marker: str, name: str) -> None:
+    """SIGKILL this process if ``name`` holds a newline and no process has died on
+    such a name before (``marker`` is created, exclusively, by the one that does)."""
+    if "\n" in name:
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), 9)
+
+
 def die_once_on(marker: str, task):
     """``executors._work``, except that the first worker to get a file whose name
     holds a newline dies on it (SIGKILL of itself), as a worker killed for memory."""
     from ocr_denoise import executors
 
-    if "\n" in task.src.name:
-        try:
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            pass
-        else:
-            os.kill(os.getpid(), 9)
+    _die_once(marker, task.src.name)
     return executors._work(task)
 
 
@@ -88,11 +93,5 @@ def die_once_on_dask(marker: str, task, options):
     a newline dies on it (SIGKILL of itself)."""
     from ocr_denoise import cluster
 
-    if "\n" in task.src.name:
-        try:
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            pass
-        else:
-            os.kill(os.getpid(), 9)
+    _die_once(marker, task.src.name)
     return cluster._work(task, options)
