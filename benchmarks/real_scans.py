@@ -101,6 +101,11 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per proc
 
 import baselines  # noqa: E402
 
+# The split rule, one function for the benchmark and for training's paper bank (which
+# may cut paper only from selection pages): ``selection`` or ``report`` by the parity
+# of the page id's SHA-256.
+from train.real_damage import split_of  # noqa: E402
+
 if TYPE_CHECKING:
     from ocr_denoise import Denoiser
 
@@ -140,12 +145,6 @@ class Segment:
     @property
     def height(self) -> int:
         return self.box[3] - self.box[1]
-
-
-def split_of(page_id: str) -> str:
-    """``selection`` or ``report``: the fixed rule, by the parity of the id's SHA-256."""
-    return "selection" if int(hashlib.sha256(page_id.encode()).hexdigest(), 16) % 2 == 0 \
-        else "report"
 
 
 @dataclass(frozen=True)

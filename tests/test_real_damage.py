@@ -17,10 +17,13 @@ import real_scans  # noqa: E402
 
 
 def test_split_is_the_benchmarks_split_so_training_never_sees_a_report_page():
+    # One rule: the benchmark calls the very function training's paper bank uses.
+    assert real_scans.split_of is real_damage.split_of
     ids = [f"{i:03d}" for i in range(60)] + ["EHRI-BF-19380111_DE_01", "0000971160"]
-    rs = real_scans
-    assert [real_damage.split_of(i) for i in ids] == [rs.split_of(i) for i in ids]
     assert {real_damage.split_of(i) for i in ids} == {"selection", "report"}
+    for i in ids:
+        parity = int(hashlib.sha256(i.encode()).hexdigest(), 16) % 2
+        assert real_damage.split_of(i) == ("selection", "report")[parity]
 
 
 def test_paper_comes_only_from_selection_pages(tmp_path, rng):
