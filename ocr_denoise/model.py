@@ -139,11 +139,6 @@ def shipped_name(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
-def is_default_model(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is (a link to) the default shipped model."""
-    return shipped_name(path) == DEFAULT_MODEL
-
-
 def is_shipped_model(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is (a link to) one of the shipped models."""
     return shipped_name(path) is not None
@@ -494,7 +489,7 @@ __all__ = [
     "BASES", "BASE_INPUT", "CHECKSUM_SUFFIX", "CONTEXTS", "CONTEXT_INPUT",
     "DEFAULT_MODEL_NAME", "MAX_MODEL_BYTES",
     "ModelError", "ModelNotFoundError", "ModelSpec", "PREPROCESSING", "check_interface",
-    "checksum_path", "default_model_path", "expected_checksum", "is_default_model",
+    "checksum_path", "default_model_path", "expected_checksum",
     "DEFAULT_MODEL", "SHIPPED_MODELS", "SHIPPED_CHECKSUMS", "is_shipped_model", "resolve_model",
     "shipped_model_path", "shipped_name",
     "SEAL_KEY", "SHIPPED_SHA256", "check_seal", "read_model_bytes", "read_model_version",
