@@ -106,3 +106,37 @@ def test_keep_ink_targets_are_as_dark_as_the_damaged_pages_ink_never_darker(rng)
     assert want < 0.8  # faint: the black target would have been darker
     # the same letters: ink only where the clean page has ink
     np.testing.assert_array_equal(kept < 1.0, black < 1.0)
+
+
+@pytest.mark.parametrize("kind", real_damage.SOFT_KINDS)
+def test_a_soft_target_is_the_damaged_page_less_its_noise_never_darker_or_sharper(kind):
+    """``soft``: the target is what the scanner's optics saw, paper divided out: as
+    dark and as blurred as the damaged page's ink (never blacker, never sharper: the
+    residual model that darkened and sharpened made real pages read worse), with the
+    grain and noise gone (paper exactly white away from ink)."""
+    rng = np.random.default_rng(11)
+    bank = real_damage.PaperBank([np.clip(1 + 0.05 * rng.standard_normal((64, 64)), 0, 1)
+                                  .astype(np.float32)])
+    noisy, soft = real_damage.make(rng, 200, 200, bank, kind, soft=True)
+    assert noisy.shape == soft.shape == (200, 200) and soft.dtype == np.float32
+    far = cv2.erode((soft > 0.999).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert far.mean() > 0.2
+    assert np.abs(soft[far] - 1.0).max() < 1e-3  # paper: white, no grain
+    if kind != "clean":
+        assert noisy[far].std() > 0.002  # the damaged page's paper had grain or noise
+    ink = soft < 0.9
+    paper = float(np.median(noisy[far]))
+    dark_target = float((1.0 - soft[ink]).mean())
+    dark_input = float((1.0 - noisy[ink] / paper).mean())
+    assert dark_target <= dark_input + 0.06
+    # Not sharper: as many grey edge pixels (between ink and paper) as the input has.
+    edge = lambda x: float(((x > 0.25) & (x < 0.75)).mean())  # noqa: E731
+    if kind in ("typewriter", "plain"):
+        assert edge(soft) >= 0.7 * edge(noisy / paper)
+
+
+def test_soft_targets_and_keep_ink_exclude_each_other():
+    with pytest.raises(ValueError, match="soft"):
+        real_damage.make(np.random.default_rng(0), 50, 50, None, keep_ink=True, soft=True)
+    with pytest.raises(KeyError, match="soft"):
+        real_damage.make(np.random.default_rng(0), 50, 50, None, "thermal", soft=True)

@@ -60,6 +60,9 @@ class TrainConfig:
     paper: list[str] = field(default_factory=list)
     # real-damage targets keep the damaged page's ink darkness (real_damage.match_ink)
     keep_ink: bool = False
+    # real-damage targets are the page as the scanner saw it, noise and paper removed,
+    # ink and blur kept (real_damage.make(soft=True))
+    soft_targets: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -101,6 +104,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             real_fraction=cfg.real_fraction,
                                             paper=cfg.paper,
                                             keep_ink=cfg.keep_ink,
+                                            soft_targets=cfg.soft_targets,
                                             page_size=cfg.page_size,
                                             per_page=round(200 * (cfg.page_size / 256) ** 2)))
     if cfg.pairs and cfg.real_patches:

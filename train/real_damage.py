@@ -131,9 +131,14 @@ def _paper(rng: np.random.Generator, bank: PaperBank | None, h: int, w: int,
     return level * (1.0 + mottle + grain)
 
 
-def _scanner(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
-    """Optical blur, sensor noise and (mostly) JPEG, as archive scans are delivered."""
-    y = cv2.GaussianBlur(x.astype(np.float32), (0, 0), float(rng.uniform(0.3, 0.7)))
+def _scanner(x: np.ndarray, rng: np.random.Generator, s: float,
+             optics: list[float] | None = None) -> np.ndarray:
+    """Optical blur, sensor noise and (mostly) JPEG, as archive scans are delivered.
+    The blur's sigma (px) is appended to ``optics`` when given (soft targets)."""
+    sigma = float(rng.uniform(0.3, 0.7))
+    if optics is not None:
+        optics.append(sigma)
+    y = cv2.GaussianBlur(x.astype(np.float32), (0, 0), sigma)
     y = y + float(rng.uniform(0.5, 2.0) + 2.0 * s) / 255 * rng.standard_normal(
         y.shape).astype(np.float32)
     if rng.random() < 0.75:
@@ -141,8 +146,13 @@ def _scanner(x: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
     return y
 
 
+def _seen(x: np.ndarray, optics: list[float]) -> np.ndarray:
+    """``x`` (white paper = 1) through the scanner's optics only: the soft target."""
+    return cv2.GaussianBlur(x.astype(np.float32), (0, 0), optics[-1])
+
+
 def typewriter(rng: np.random.Generator, s: float, height: int, width: int,
-               bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+               bank: PaperBank | None = None, soft: bool = False) -> tuple[Page, np.ndarray]:
     """A typewritten page: monospaced text (x-height 7-14 px) whose ribbon ink varies
     letter by letter, breaks inside strokes, fills some letters in, sometimes struck
     twice or blurred as a carbon copy, on real (or mottled) paper, scanned."""
@@ -171,12 +181,16 @@ def typewriter(rng: np.random.Generator, s: float, height: int, width: int,
             rng.uniform(0.6, 0.9))
     paper = _paper(rng, bank, height, width, float(rng.uniform(0.7, 0.93)))
     darkness = float(rng.uniform(0.55, 0.92))
-    noisy = paper * (1.0 - np.clip(ink, 0, 1) * darkness)
-    return page, _scanner(noisy, rng, s)
+    struck = 1.0 - np.clip(ink, 0, 1) * darkness
+    optics: list[float] = []
+    noisy = _scanner(paper * struck, rng, s, optics)
+    if soft:
+        page = Page(_seen(struck, optics), page.text, page.ink)
+    return page, noisy
 
 
 def bitonal(rng: np.random.Generator, s: float, height: int, width: int,
-            bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+            bank: PaperBank | None = None, soft: bool = False) -> tuple[Page, np.ndarray]:
     """An office scan made bitonal at 2-3x the size, then shrunk to ``height`` x
     ``width`` (archive forms): stair-stepped grey edges, speckle, broken thin strokes.
     The target is the same text rendered at the final size."""
@@ -193,6 +207,8 @@ def bitonal(rng: np.random.Generator, s: float, height: int, width: int,
     blurred = cv2.GaussianBlur(big.clean, (0, 0), float(rng.uniform(0.5, 1.2)))
     noise = (0.08 + 0.2 * s) * rng.standard_normal(blurred.shape).astype(np.float32)
     binary = (blurred + noise > float(rng.uniform(0.4, 0.65))).astype(np.float32)
+    if soft:  # the scan as binarised, shrunk, without speckle, paper or JPEG
+        clean = cv2.resize(binary, (width, height), interpolation=cv2.INTER_AREA)
     speck = rng.random(binary.shape) < (0.0005 + 0.003 * s)
     binary[speck] = 0.0
     small = cv2.resize(binary, (width, height), interpolation=cv2.INTER_AREA)
@@ -219,17 +235,21 @@ def on_paper(kind: str) -> Callable[..., tuple[Page, np.ndarray]]:
 
 
 def plain(rng: np.random.Generator, s: float, height: int, width: int,
-          bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+          bank: PaperBank | None = None, soft: bool = False) -> tuple[Page, np.ndarray]:
     """The commonest real page: good print on real paper, scanned, nothing else wrong.
     What the model must learn to leave alone (but for whitening the paper)."""
     page = synth.render_page(rng, height, width, x_height=float(rng.uniform(7, 24)),
                              ink=float(rng.uniform(0.0, 0.2)), margin=scans._margin(width))
     paper = _paper(rng, bank, height, width, float(rng.uniform(0.75, 0.97)))
-    return page, _scanner(paper * page.clean, rng, 0.5 * s)
+    optics: list[float] = []
+    noisy = _scanner(paper * page.clean, rng, 0.5 * s, optics)
+    if soft:
+        page = Page(_seen(page.clean, optics), page.text, page.ink)
+    return page, noisy
 
 
 def faint(rng: np.random.Generator, s: float, height: int, width: int,
-          bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+          bank: PaperBank | None = None, soft: bool = False) -> tuple[Page, np.ndarray]:
     """Faint print on near-white paper (a thermal receipt scanned with the paper
     clipped to white, a light photocopy): ink at 35-75% of the paper's darkness. The
     target is the text in dark ink: faint letters are text to keep, never noise to
@@ -240,14 +260,19 @@ def faint(rng: np.random.Generator, s: float, height: int, width: int,
                              family=family, ink=0.0, margin=scans._margin(width))
     level = float(rng.uniform(0.25, 0.65)) * (1.0 - 0.4 * s)  # how dark the ink is
     paper = float(rng.uniform(0.93, 1.0))
-    noisy = paper * (1.0 - (1.0 - page.clean) * level)
+    printed = 1.0 - (1.0 - page.clean) * level
     if rng.random() < 0.5:
-        noisy = cv2.GaussianBlur(noisy.astype(np.float32), (0, 0), float(rng.uniform(0.3, 0.8)))
-    return page, _scanner(noisy, rng, 0.3 * s)
+        printed = cv2.GaussianBlur(printed.astype(np.float32), (0, 0),
+                                   float(rng.uniform(0.3, 0.8)))
+    optics: list[float] = []
+    noisy = _scanner(paper * printed, rng, 0.3 * s, optics)
+    if soft:  # faint it stays: darkening is the model's riskiest move
+        page = Page(_seen(printed, optics), page.text, page.ink)
+    return page, noisy
 
 
 def clean(rng: np.random.Generator, s: float, height: int, width: int,
-          bank: PaperBank | None = None) -> tuple[Page, np.ndarray]:
+          bank: PaperBank | None = None, soft: bool = False) -> tuple[Page, np.ndarray]:
     """A good page as it is: clean in, clean out (at most a little sensor noise)."""
     page = synth.render_page(rng, height, width, x_height=float(rng.uniform(6, 30)),
                              ink=float(rng.uniform(0.0, 0.3)), margin=scans._margin(width))
@@ -288,19 +313,37 @@ def match_ink(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
     return (1.0 - (1.0 - clean) * d).astype(np.float32)
 
 
+#: Kinds that can give a soft target (``make(soft=True)``).
+SOFT_KINDS = ("typewriter", "bitonal", "plain", "faint", "clean")
+
+
 def make(rng: np.random.Generator, height: int, width: int,
          bank: PaperBank | None = None, kind: str | None = None,
-         keep_ink: bool = False) -> tuple[np.ndarray, np.ndarray]:
+         keep_ink: bool = False, soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(damaged page, target) of ``kind`` (default: drawn by ``KINDS``' weights), both
     (height, width) float32 in [0, 1]; a receipt is padded to the width with paper.
-    ``keep_ink``: the target's ink as dark as the damaged page's (``match_ink``)."""
-    names = list(KINDS)
+    ``keep_ink``: the target's ink as dark as the damaged page's (``match_ink``).
+
+    ``soft``: the target is the page as the scanner's optics saw it, ink as the
+    ribbon or printer left it (faint stays faint, grey edges as blurred), with the
+    paper divided out to white and the speckle, grain, sensor noise and JPEG gone;
+    only :data:`SOFT_KINDS` are drawn. Why: a sharp black target asks the model to
+    darken and sharpen, and on real pages both read worse (the darkened halo is a
+    bolder stroke; the lightened edge a thinner one); a soft target asks only for
+    what non-local means does, removing what is not ink, which tesseract rewards."""
+    if keep_ink and soft:
+        raise ValueError("keep_ink and soft targets exclude each other (soft keeps the ink)")
+    names = list(SOFT_KINDS if soft else KINDS)
     if kind is None:
         w = np.array([KINDS[k][1] for k in names])
         kind = names[int(rng.choice(len(names), p=w / w.sum()))]
-    elif kind not in KINDS:
-        raise KeyError(f"unknown real-damage kind {kind!r}; known: {', '.join(names)}")
-    page, noisy = KINDS[kind][0](rng, float(rng.uniform(0.2, 1.0)), height, width, bank)
+    elif kind not in names:
+        raise KeyError(f"unknown {'soft ' if soft else ''}real-damage kind {kind!r}; "
+                       f"known: {', '.join(names)}")
+    draw = KINDS[kind][0]
+    strength = float(rng.uniform(0.2, 1.0))
+    page, noisy = (draw(rng, strength, height, width, bank, soft=True) if soft
+                   else draw(rng, strength, height, width, bank))
     noisy = np.clip(noisy, 0.0, 1.0).astype(np.float32)
     clean = np.clip(page.clean, 0.0, 1.0).astype(np.float32)
     if keep_ink:
