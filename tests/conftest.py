@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_onnx_graph_model, make_onnx_model, node, scalar, write_random_pages
+from helpers import (
+    enlarger_model,
+    make_onnx_graph_model,
+    make_onnx_model,
+    node,
+    scalar,
+    write_random_pages,
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +39,19 @@ def lighten_model(tmp_path_factory) -> Path:
         [node("Add", ["x", "d"], ["s"]), node("Min", ["s", "one"], ["y"])],
         ["N", 28, 28, 1], ["N", 28, 28, 1],
         initializers=[scalar("d", 0.2), scalar("one", 1.0)])
+
+
+@pytest.fixture(scope="session")
+def zero_enlarger(tmp_path_factory) -> Path:
+    """A real 2x enlargement model that returns its cubic base: an untrained one."""
+    return enlarger_model(tmp_path_factory.mktemp("models") / "zero.onnx", "zero")
+
+
+@pytest.fixture(scope="session")
+def mix_enlarger(tmp_path_factory) -> Path:
+    """A real 2x enlargement model that differs from cubic everywhere: 0.3 x its cubic
+    base + 0.7 x a nearest-neighbour enlargement of its patch."""
+    return enlarger_model(tmp_path_factory.mktemp("models") / "mix.onnx", "mix")
 
 
 @pytest.fixture

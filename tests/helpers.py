@@ -217,3 +217,56 @@ def doc_block(relpath: str, heading: str) -> str:
 def readme_block(heading: str) -> str:
     """The first ```python block after the README heading ``heading``."""
     return doc_block("README.md", heading)
+
+
+# -- enlargement (issue 32) ---------------------------------------------------------
+
+
+def enlarger_model(path: Path, kind: str = "zero", patch: int = 28, scale: int = 2,
+                   metadata: dict | None = None) -> Path:
+    """A real enlargement model: clean = a * base + b * nearest(noisy), with (a, b) =
+    (1, 0) for ``zero`` and (0.3, 0.7) for ``mix``; inputs ``noisy`` (N, 1, P, P) and
+    ``base`` (N, 1, kP, kP), as ``train/export.py`` writes them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from ocr_denoise import rescale as page_rescale
+
+    q = scale * patch
+    a, b = {"zero": (1.0, 0.0), "mix": (0.3, 0.7)}[kind]
+    inits = [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, scale, scale]),
+             helper.make_tensor("a", TensorProto.FLOAT, [], [a]),
+             helper.make_tensor("b", TensorProto.FLOAT, [], [b])]
+    nodes = [helper.make_node("Resize", ["noisy", "", "scales"], ["near"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric",
+                              nearest_mode="floor"),
+             helper.make_node("Mul", ["base", "a"], ["ab"]),
+             helper.make_node("Mul", ["near", "b"], ["bn"]),
+             helper.make_node("Add", ["ab", "bn"], ["clean"])]
+    graph = helper.make_graph(
+        nodes, "enlarger",
+        [helper.make_tensor_value_info("noisy", TensorProto.FLOAT, ["N", 1, patch, patch]),
+         helper.make_tensor_value_info("base", TensorProto.FLOAT, ["N", 1, q, q])],
+        [helper.make_tensor_value_info("clean", TensorProto.FLOAT, ["N", 1, q, q])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"patch_size": str(patch), "layout": "NCHW", "scale": str(scale),
+            "base": page_rescale.CUBIC}
+    meta.update(metadata or {})
+    for k, v in meta.items():
+        if v is not None:
+            model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(path))
+    return path
+
+
+def small_print(rng: np.random.Generator, h: int = 137, w: int = 211) -> np.ndarray:
+    """A uint8 page of small dark marks (x-height about 6 px) on light grey noise."""
+    page = rng.normal(235, 6, (h, w))
+    for y in range(4, h - 8, 11):
+        for x in range(3, w - 6, int(rng.integers(5, 8))):
+            if rng.random() < 0.8:
+                page[y : y + int(rng.integers(3, 7)), x : x + int(rng.integers(1, 4))] = \
+                    rng.uniform(10, 80)
+    return np.clip(page, 0, 255).astype(np.uint8)

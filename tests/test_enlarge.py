@@ -2,19 +2,18 @@
 cubic base cut in windows, the pipeline path, seams, entry points and memory.
 
 Real onnxruntime throughout; the enlargement models here are tiny real ONNX graphs
-(``enlarger_model``): ``zero`` returns its base (what an untrained model computes),
-``mix`` blends the base with a nearest-neighbour enlargement of the patch, so any
-misplaced window or seam shows. The Keras side (training pairs, export) is
-``tests/test_enlarge_train.py``.
+(``helpers.enlarger_model``; fixtures ``zero_enlarger``, ``mix_enlarger``): ``zero``
+returns its base (what an untrained model computes), ``mix`` blends the base with a
+nearest-neighbour enlargement of the patch, so any misplaced window or seam shows. The
+Keras side (training pairs, export) is ``tests/test_enlarge_train.py``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from helpers import enlarger_model, small_print
 
 from ocr_denoise import Denoiser, denoise_page
 from ocr_denoise import rescale as page_rescale
@@ -22,64 +21,6 @@ from ocr_denoise.errors import ModelError, SettingsError
 from ocr_denoise.normalize import to_uint8
 
 P = 28
-
-
-def enlarger_model(path: Path, kind: str = "zero", patch: int = P, scale: int = 2,
-                   metadata: dict | None = None) -> Path:
-    """A real enlargement model: clean = a * base + b * nearest(noisy), with (a, b) =
-    (1, 0) for ``zero`` and (0.3, 0.7) for ``mix``; inputs ``noisy`` (N, 1, P, P) and
-    ``base`` (N, 1, kP, kP), as ``train/export.py`` writes them."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    q = scale * patch
-    a, b = {"zero": (1.0, 0.0), "mix": (0.3, 0.7)}[kind]
-    inits = [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, scale, scale]),
-             helper.make_tensor("a", TensorProto.FLOAT, [], [a]),
-             helper.make_tensor("b", TensorProto.FLOAT, [], [b])]
-    nodes = [helper.make_node("Resize", ["noisy", "", "scales"], ["near"], mode="nearest",
-                              coordinate_transformation_mode="asymmetric",
-                              nearest_mode="floor"),
-             helper.make_node("Mul", ["base", "a"], ["ab"]),
-             helper.make_node("Mul", ["near", "b"], ["bn"]),
-             helper.make_node("Add", ["ab", "bn"], ["clean"])]
-    graph = helper.make_graph(
-        nodes, "enlarger",
-        [helper.make_tensor_value_info("noisy", TensorProto.FLOAT, ["N", 1, patch, patch]),
-         helper.make_tensor_value_info("base", TensorProto.FLOAT, ["N", 1, q, q])],
-        [helper.make_tensor_value_info("clean", TensorProto.FLOAT, ["N", 1, q, q])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = {"patch_size": str(patch), "layout": "NCHW", "scale": str(scale),
-            "base": page_rescale.CUBIC}
-    meta.update(metadata or {})
-    for k, v in meta.items():
-        if v is not None:
-            model.metadata_props.add(key=k, value=v)
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def zero_model(tmp_path_factory) -> Path:
-    return enlarger_model(tmp_path_factory.mktemp("m") / "zero.onnx", "zero")
-
-
-@pytest.fixture(scope="module")
-def mix_model(tmp_path_factory) -> Path:
-    return enlarger_model(tmp_path_factory.mktemp("m") / "mix.onnx", "mix")
-
-
-def small_print(rng: np.random.Generator, h: int = 137, w: int = 211) -> np.ndarray:
-    """A uint8 page of small dark marks (x-height about 6 px) on light grey noise."""
-    page = rng.normal(235, 6, (h, w))
-    for y in range(4, h - 8, 11):
-        for x in range(3, w - 6, int(rng.integers(5, 8))):
-            if rng.random() < 0.8:
-                page[y : y + int(rng.integers(3, 7)), x : x + int(rng.integers(1, 4))] = \
-                    rng.uniform(10, 80)
-    return np.clip(page, 0, 255).astype(np.uint8)
 
 
 def whole_page_mix(page: np.ndarray) -> np.ndarray:
@@ -116,8 +57,8 @@ def test_cubic_windows_are_the_whole_page_enlargement_at_every_position(rng, h, 
 # -- the model's interface -------------------------------------------------------------
 
 
-def test_an_enlargement_model_is_accepted_with_its_scale_and_base(zero_model):
-    d = Denoiser(zero_model, device="cpu")
+def test_an_enlargement_model_is_accepted_with_its_scale_and_base(zero_enlarger):
+    d = Denoiser(zero_enlarger, device="cpu")
     spec = d.interface
     assert (spec.scale, spec.base, spec.patch) == (2, page_rescale.CUBIC, P)
     x = np.random.default_rng(0).random((3, P, P), dtype=np.float32)
@@ -141,11 +82,11 @@ def test_an_enlargement_model_that_does_not_fit_is_refused(tmp_path, kwargs, mat
         Denoiser(path, device="cpu")
 
 
-def test_a_denoiser_is_refused_as_enlarger_and_an_enlarger_as_denoiser(zero_model):
+def test_a_denoiser_is_refused_as_enlarger_and_an_enlarger_as_denoiser(zero_enlarger):
     with pytest.raises(SettingsError, match="not an enlargement model"):
         Denoiser(device="cpu", enlarger="denoise")
     with pytest.raises(SettingsError, match="it is not a denoiser"):
-        Denoiser(zero_model, device="cpu").denoise(np.full((30, 30), 200, np.uint8))
+        Denoiser(zero_enlarger, device="cpu").denoise(np.full((30, 30), 200, np.uint8))
 
 
 def test_no_enlargement_model_is_shipped_yet_so_auto_means_none():
@@ -167,14 +108,14 @@ def rendered_small_print(seed: int = 1) -> np.ndarray:
     return np.clip(np.rint(clean * 255), 0, 255).astype(np.uint8)
 
 
-def test_the_untrained_model_gives_exactly_the_runtimes_cubic_enlargement(zero_model):
+def test_the_untrained_model_gives_exactly_the_runtimes_cubic_enlargement(zero_enlarger):
     page = rendered_small_print()
-    d = Denoiser(device="cpu", enlarger=zero_model)
+    d = Denoiser(device="cpu", enlarger=zero_enlarger)
     out, rec = denoise_page(page, denoiser=d, upscale="auto", explain=True)
     assert out.shape == (2 * page.shape[0], 2 * page.shape[1])
     np.testing.assert_array_equal(out, page_rescale.enlarged(page, 2))
     assert (rec.action, rec.rule, rec.scale) == ("enlarged", "enlarged", 2)
-    assert f"by the enlargement model {zero_model}" in rec.reason and rec.measurements
+    assert f"by the enlargement model {zero_enlarger}" in rec.reason and rec.measurements
     # the same bytes as today's cubic path, where it leaves the enlarged page
     plain, prec = denoise_page(page, denoiser=Denoiser(device="cpu", enlarger=None),
                                upscale=2, explain=True)
@@ -182,19 +123,19 @@ def test_the_untrained_model_gives_exactly_the_runtimes_cubic_enlargement(zero_m
     np.testing.assert_array_equal(out, plain)
 
 
-def test_a_page_whose_text_is_not_small_keeps_todays_path(rng, zero_model):
+def test_a_page_whose_text_is_not_small_keeps_todays_path(rng, zero_enlarger):
     page = cv2.resize(small_print(rng, 80, 100), (400, 320), interpolation=cv2.INTER_NEAREST)
-    with_model = Denoiser(device="cpu", enlarger=zero_model)
+    with_model = Denoiser(device="cpu", enlarger=zero_enlarger)
     out, rec = denoise_page(page, denoiser=with_model, upscale="auto", explain=True)
     assert rec.scale == 1 and "enlargement model" not in rec.reason
     np.testing.assert_array_equal(out, denoise_page(page, device="cpu", upscale="auto"))
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (5, 3), (29, 57), (101, 77), (3001, 203)])
-def test_tiles_join_without_seams_at_any_size_and_band_split(mix_model, h, w):
+def test_tiles_join_without_seams_at_any_size_and_band_split(mix_enlarger, h, w):
     rng = np.random.default_rng(h * 1000 + w)
     page = rng.integers(0, 256, (h, w), dtype=np.uint8)
-    d = Denoiser(device="cpu", enlarger=mix_model, threads=1)
+    d = Denoiser(device="cpu", enlarger=mix_enlarger, threads=1)
     out = d.denoise(page, upscale=2, guard=False)
     want = whole_page_mix(page)
     diff = np.abs(out.astype(int) - want)
@@ -202,18 +143,18 @@ def test_tiles_join_without_seams_at_any_size_and_band_split(mix_model, h, w):
     assert diff.max() <= 1 and diff.mean() < 0.01
 
 
-def test_the_same_bytes_whatever_the_threads_batches_and_entry_point(tmp_path, mix_model):
+def test_the_same_bytes_whatever_the_threads_batches_and_entry_point(tmp_path, mix_enlarger):
     from PIL import Image
 
     rng = np.random.default_rng(7)
     page = small_print(rng, 613, 301)
-    ref = Denoiser(device="cpu", enlarger=mix_model, threads=1).denoise(page, upscale="auto")
+    ref = Denoiser(device="cpu", enlarger=mix_enlarger, threads=1).denoise(page, upscale="auto")
     assert ref.shape == (1226, 602)
     for threads, batch in ((2, 128), (2, 5), (1, 1)):
-        d = Denoiser(device="cpu", enlarger=mix_model, threads=threads, batch_size=batch)
+        d = Denoiser(device="cpu", enlarger=mix_enlarger, threads=threads, batch_size=batch)
         assert d.enlarger is not None and d.enlarger.workers == threads
         np.testing.assert_array_equal(d.denoise(page, upscale="auto"), ref)
-    d = Denoiser(device="cpu", enlarger=mix_model)
+    d = Denoiser(device="cpu", enlarger=mix_enlarger)
     np.testing.assert_array_equal(denoise_page(page, denoiser=d, upscale="auto"), ref)
     cv2.imwrite(str(tmp_path / "p.png"), page)
     np.testing.assert_array_equal(
@@ -227,16 +168,16 @@ def test_the_same_bytes_whatever_the_threads_batches_and_entry_point(tmp_path, m
                                   ref)
 
 
-def test_a_colour_page_is_enlarged_from_its_8_bit_grey(rng, zero_model):
+def test_a_colour_page_is_enlarged_from_its_8_bit_grey(rng, zero_enlarger):
     gray = small_print(rng)
     bgr = np.dstack([gray] * 3)
-    d = Denoiser(device="cpu", enlarger=zero_model)
+    d = Denoiser(device="cpu", enlarger=zero_enlarger)
     np.testing.assert_array_equal(d.denoise(bgr, upscale=2),
                                   page_rescale.enlarged(gray, 2))
 
 
-def test_another_factor_than_the_models_enlarges_by_cubic(rng, zero_model):
+def test_another_factor_than_the_models_enlarges_by_cubic(rng, zero_enlarger):
     page = small_print(rng, 60, 70)
-    d = Denoiser(device="cpu", enlarger=zero_model)
+    d = Denoiser(device="cpu", enlarger=zero_enlarger)
     _, rec = d.denoise(page, upscale=3, explain=True)
     assert rec.scale == 3 and "enlargement model" not in rec.reason
