@@ -26,7 +26,7 @@ from .images import DEFAULT_MAX_PIXELS, open_image
 from .model import resolve_model
 from .pipeline import Upscale
 from .rescale import scaled_dpi
-from .session import Denoiser, Device, device_key, model_arg
+from .session import Denoiser, Device, device_key, enlarger_arg, model_arg
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def get_denoiser(
     overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
     skip_white: float | str | None = "auto",
+    enlarger: str | os.PathLike[str] | None = "auto",
 ) -> Denoiser:
     """The process-wide ``Denoiser`` for these settings, built on first request.
 
@@ -66,21 +67,26 @@ def get_denoiser(
     across ``fork`` (the child builds its own session on first use). ``threads``
     is the cores the ``Denoiser`` uses (None: all; see ``Denoiser``), for callers
     that run one session per worker process and must not oversubscribe the cores.
+    ``enlarger``: as for ``Denoiser``; a name or path is one entry whichever way
+    it is spelt (the file it resolves to).
 
     Raises what ``Denoiser`` raises (``ModelError``, ``ProviderError``,
     ``TypeError``/``ValueError`` for bad settings).
     """
     model = model_arg(model)
     path = resolve_model(model).resolve()
+    which = enlarger_arg(enlarger)  # "auto" resolved: the shipped one or None
+    enlarge = None if which is None else str(resolve_model(which).resolve())
     # The types are in the key so that batch_size=True (refused) cannot hit the
     # entry of batch_size=1 (True == 1 and they hash alike).
     key = (str(path), device_key(device), type(batch_size), batch_size,
-           type(overlap), overlap, type(threads), threads, type(skip_white), skip_white)
+           type(overlap), overlap, type(threads), threads, type(skip_white), skip_white,
+           enlarge)
     with _cache_lock:
         d = _cache.get(key)
         if d is None:
             d = Denoiser(path, device=device, batch_size=batch_size, overlap=overlap,
-                         threads=threads, skip_white=skip_white)
+                         threads=threads, skip_white=skip_white, enlarger=enlarger)
             _cache[key] = d
         return d
 
@@ -94,6 +100,7 @@ def denoise_page(img: Image.Image, *,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
                  skip_white: float | str | None = ...,
+                 enlarger: str | os.PathLike[str] | None = ...,
                  explain: Literal[False] = ...) -> Image.Image: ...
 @overload
 def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
@@ -104,6 +111,7 @@ def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
                  skip_white: float | str | None = ...,
+                 enlarger: str | os.PathLike[str] | None = ...,
                  explain: Literal[False] = ...) -> np.ndarray: ...
 @overload
 def denoise_page(img: Image.Image, *,
@@ -114,6 +122,7 @@ def denoise_page(img: Image.Image, *,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
                  skip_white: float | str | None = ...,
+                 enlarger: str | os.PathLike[str] | None = ...,
                  explain: Literal[True]) -> tuple[Image.Image, PageRecord]: ...
 @overload
 def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
@@ -124,6 +133,7 @@ def denoise_page(img: np.ndarray | str | os.PathLike[str], *,
                  batch_size: int = ..., overlap: int = ...,
                  threads: int | None = ...,
                  skip_white: float | str | None = ...,
+                 enlarger: str | os.PathLike[str] | None = ...,
                  explain: Literal[True]) -> tuple[np.ndarray, PageRecord]: ...
 
 
@@ -142,6 +152,7 @@ def denoise_page(
     overlap: int = DEFAULT_OVERLAP,
     threads: int | None = None,
     skip_white: float | str | None = "auto",
+    enlarger: str | os.PathLike[str] | None = "auto",
     explain: bool = False,
 ) -> np.ndarray | Image.Image | tuple[np.ndarray | Image.Image, PageRecord]:
     """Denoise one scanned page before OCR.
@@ -186,9 +197,11 @@ def denoise_page(
 
     ``denoiser``: a ``Denoiser`` the caller keeps (its model and settings are
     used). Otherwise ``model``, ``device``, ``batch_size``, ``overlap``,
-    ``threads`` and ``skip_white`` are as for ``Denoiser`` (``skip_white=None``:
-    the model on every patch, blank ones too), and one is built per distinct
-    set and kept (``get_denoiser``); giving both is a ``SettingsError``.
+    ``threads``, ``skip_white`` and ``enlarger`` are as for ``Denoiser``
+    (``skip_white=None``: the model on every patch, blank ones too;
+    ``enlarger``: the enlargement model a 2x ``upscale`` uses, ``"auto"`` the
+    shipped one if any, None cubic), and one is built per distinct set and kept
+    (``get_denoiser``); giving both is a ``SettingsError``.
 
     ``explain``: return ``(page, record)`` instead of the page alone, where
     ``record`` is a frozen ``PageRecord``: what was done to the page
@@ -204,7 +217,8 @@ def denoise_page(
     image or path; wrong dtype) or ``PageError`` (a ``ValueError``: wrong shape,
     NaN/inf, floats outside [0, 1]) naming what was expected and what was given.
     """
-    d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads, skip_white)
+    d = _denoiser_for(denoiser, model, device, batch_size, overlap, threads, skip_white,
+                      enlarger)
     result: np.ndarray | Image.Image
     if pil.is_pil_image(img):
         own = pil.image_dpi(img)  # type: ignore[arg-type]
@@ -228,20 +242,22 @@ def denoise_page(
 
 def _denoiser_for(denoiser: Denoiser | None, model: str | os.PathLike[str] | None,
                   device: Device, batch_size: int, overlap: int,
-                  threads: int | None, skip_white: float | str | None) -> Denoiser:
+                  threads: int | None, skip_white: float | str | None,
+                  enlarger: str | os.PathLike[str] | None) -> Denoiser:
     """The caller's ``denoiser``, or the cached one for these settings."""
     if denoiser is None:
         return get_denoiser(model, device=device, batch_size=batch_size, overlap=overlap,
-                            threads=threads, skip_white=skip_white)
+                            threads=threads, skip_white=skip_white, enlarger=enlarger)
     if not isinstance(denoiser, Denoiser):
         raise SettingsTypeError(f"denoiser must be a Denoiser, got {type(denoiser).__name__}")
     given = (model is not None, not (isinstance(device, str) and device == "auto"),
              batch_size != DEFAULT_BATCH_SIZE, overlap != DEFAULT_OVERLAP, threads is not None,
-             not (isinstance(skip_white, str) and skip_white == "auto"))
+             not (isinstance(skip_white, str) and skip_white == "auto"),
+             not (isinstance(enlarger, str) and enlarger == "auto"))
     if any(given):
         raise SettingsError("pass either denoiser= or the settings to build one (model, "
-                            "device, batch_size, overlap, threads, skip_white), not both: "
-                            "the Denoiser's own settings would silently win")
+                            "device, batch_size, overlap, threads, skip_white, enlarger), "
+                            "not both: the Denoiser's own settings would silently win")
     return denoiser
 
 

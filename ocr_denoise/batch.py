@@ -79,7 +79,8 @@ def denoise_folder(
 
     What: ``options`` (a ``RunOptions``), or its fields as keywords
     (``overwrite``, ``model``, ``device``, ``ocr``, ``ocr_lang``,
-    ``max_pixels``, ``rescale``; keywords override ``options``).
+    ``max_pixels``, ``rescale``, ``guard``, ``upscale``, ``enlarger``; keywords
+    override ``options``).
 
     Returns a ``BatchReport``; raises only for problems with the whole run
     (bad arguments: ``SettingsError``; model missing or broken: ``ModelError``;

@@ -65,6 +65,11 @@ def _upscale(s: str) -> int | str:
     return s if s in ("auto", "off") else _positive_int(s)
 
 
+def _enlarger(s: str) -> str | None:
+    """'none' -> None (cubic enlargement); 'auto', a model's name or a path as given."""
+    return None if s == "none" else s
+
+
 def _jobs(s: str) -> int | str:
     return "auto" if s == "auto" else _positive_int(s)
 
@@ -122,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "px tall, e.g. forms scanned at 75-150 DPI) 2x before denoising, and write "
                    "them enlarged with their DPI scaled (tesseract reads them better); N: "
                    "enlarge every page N times (default: off, pages keep their size)")
+    p.add_argument("--enlarger", type=_enlarger, default="auto",
+                   metavar="NAME|PATH|auto|none",
+                   help="the enlargement model --upscale uses for 2x: a shipped model's name "
+                   "or an ONNX file; auto: the shipped one if the package has one; none: "
+                   "bicubic enlargement (default: auto)")
     p.add_argument("--ocr", action="store_true",
                    help="also run tesseract and write each page's text next to it (.txt); "
                    "needs the 'ocr' extra and tesseract")
@@ -214,10 +224,16 @@ def _nothing_found(args: argparse.Namespace) -> str:
             f"{' (add -r for subfolders)' if not args.recursive else ''}{hint}")
 
 
-def _in_cli_words(e: Exception) -> str:
-    """An error from the Python API, said in the command line's words."""
+def _in_cli_words(e: Exception, enlarger: str | None = None) -> str:
+    """An error from the Python API, said in the command line's words;
+    ``enlarger``: ``--enlarger`` as given, so that a problem with that model
+    names the option."""
     from .errors import ProviderError
+    from .work import enlarger_problem
 
+    problem = enlarger_problem(e, enlarger)
+    if problem is not None:
+        return f"--enlarger {enlarger}: {problem}"
     if isinstance(e, OSError) and e.filename and e.strerror:  # an output folder, say
         return f"{e.filename}: {e.strerror}"
     if isinstance(e, ProviderError) and "cuda" in str(e).lower():
@@ -334,9 +350,13 @@ def _main(argv: Sequence[str] | None, signals: _Signals) -> int:
             print(f"ocr-denoise: warning: ** in {given} matches one folder level without "
                   "-r (--recursive)", file=sys.stderr)
 
+    if args.enlarger not in ("auto", None) and args.upscale in (None, "off", 1):
+        print("ocr-denoise: warning: --enlarger has no effect without --upscale",
+              file=sys.stderr)
+
     options = RunOptions(model=args.model, device=args.device, overwrite=args.overwrite,
                          ocr=args.ocr, ocr_lang=args.lang, max_pixels=args.max_pixels,
-                         guard=args.guard, upscale=args.upscale)
+                         guard=args.guard, upscale=args.upscale, enlarger=args.enlarger)
     jobs = default_jobs() if args.jobs == "auto" else args.jobs  # unused with --scheduler
     single = _single_file(args)
     if single and (args.recursive or args.suffix or args.format != "png"):
@@ -363,7 +383,7 @@ def _main(argv: Sequence[str] | None, signals: _Signals) -> int:
         raise
     except Exception as e:  # the run could not start: model, device, tesseract, arguments
         logging.getLogger(__name__).debug("setup failure", exc_info=True)
-        print(f"ocr-denoise: error: {_in_cli_words(e)}", file=sys.stderr)
+        print(f"ocr-denoise: error: {_in_cli_words(e, args.enlarger)}", file=sys.stderr)
         return EXIT_SETUP
     finally:
         signals.setup = False  # from here on, signals only ask; the summary always prints

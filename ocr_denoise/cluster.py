@@ -23,8 +23,8 @@ its nanny and Dask retries its files elsewhere. Dask gives up on a file after
 ``distributed.scheduler.allowed-failures`` + 1 worker deaths (4 by default),
 counting every death while the file was queued on the worker; such files are
 retried once more one at a time, and only a file that then kills workers on
-its own is reported failed. A missing model, a GPU that is not there, or tesseract missing
-with ``ocr`` is checked on a worker first and raised for the whole run.
+its own is reported failed. A missing model or enlargement model, a GPU that is not there,
+or tesseract missing with ``ocr`` is checked on a worker first and raised for the whole run.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from .executors import (
 from .plan import Task
 from .report import FileResult, OnResult, shown
 from .session import Denoiser
-from .work import RunOptions, check_ocr
+from .work import RunOptions, check_denoiser, check_ocr
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -69,7 +69,8 @@ def _denoiser(options: RunOptions) -> Denoiser:
     """This worker process's session for ``options`` (built on first use)."""
     from .api import get_denoiser
 
-    return get_denoiser(options.model, device=options.device, threads=THREADS_PER_SESSION)
+    return get_denoiser(options.model, device=options.device, threads=THREADS_PER_SESSION,
+                        enlarger=options.enlarger)
 
 
 def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None:
@@ -83,7 +84,7 @@ def _check_worker(options: RunOptions) -> tuple[type[BaseException], str] | None
     and a ``FileNotFoundError``) and would hand the client a bare ``Exception``.
     """
     try:
-        _denoiser(options)
+        check_denoiser(_denoiser(options))
         if options.ocr:
             check_ocr(options.ocr_lang)
     except Exception as e:
@@ -156,8 +157,8 @@ class DaskExecutor(Executor):
     (used as is). ``in_flight``: most files submitted at once (default: 4 per
     worker thread, at least 64), so a million files do not sit in the
     scheduler's memory. ``jobs`` is the cluster's number of worker threads.
-    Paths (inputs, outputs, ``RunOptions.model``) must mean the same on the
-    client and on every worker.
+    Paths (inputs, outputs, ``RunOptions.model`` and ``enlarger``) must mean the
+    same on the client and on every worker.
     """
 
     def __init__(self, scheduler: Union[str, Client], *, in_flight: int | None = None) -> None:

@@ -51,7 +51,7 @@ from . import atomic
 from .plan import Task
 from .report import FileResult, OnResult, shown
 from .session import Denoiser, available_cores, positive_int
-from .work import RunOptions, check_ocr, process_file
+from .work import RunOptions, check_denoiser, check_ocr, process_file
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +313,9 @@ class SerialExecutor(Executor):
             return
         if options.ocr:
             check_ocr(options.ocr_lang)
-        self._denoiser = Denoiser(options.model, device=options.device, threads=self.threads)
+        self._denoiser = check_denoiser(Denoiser(
+            options.model, device=options.device, threads=self.threads,
+            enlarger=options.enlarger))
 
     def run(self, todo: list[Task], options: RunOptions,
             on_result: OnResult) -> tuple[list[Task], bool]:
@@ -470,7 +472,8 @@ def _init_worker(options: RunOptions, threads: int | None, log_queue: Any,
     if threads is not None:
         os.environ.setdefault("OMP_THREAD_LIMIT", str(threads))  # tesseract
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    _worker = (Denoiser(options.model, device=options.device, threads=threads), options)
+    _worker = (Denoiser(options.model, device=options.device, threads=threads,
+                        enlarger=options.enlarger), options)
 
 
 def _work(task: Task) -> FileResult | None:

@@ -25,10 +25,17 @@ import numpy as np
 
 from . import images, pipeline, rescale
 from .decision import PageRecord, describe
-from .errors import ImageReadError, MissingDependencyError, SettingsTypeError
+from .errors import (
+    ImageReadError,
+    MissingDependencyError,
+    ModelError,
+    SettingsError,
+    SettingsTypeError,
+)
+from .model import resolve_model
 from .plan import Task, same_file, text_path
 from .report import FileResult
-from .session import Denoiser, Device, device_key, model_arg
+from .session import Denoiser, Device, device_key, enlarger_arg, model_arg
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class RunOptions:
     (``ocr_denoise.guard``); False applies the model to every page.
     ``upscale``: None, ``"auto"`` or an int factor, as for ``denoise_page``: an
     enlarged page is written enlarged, with its DPI scaled to match.
+    ``enlarger``: the enlargement model a 2x ``upscale`` uses, as for
+    ``Denoiser``: ``"auto"`` (the shipped one, if any; resolved where the
+    session is built), a shipped model's name or a path (stored as a str;
+    workers must be able to read it), or None (cubic enlargement).
     """
 
     model: str | os.PathLike[str] | None = None
@@ -62,11 +73,15 @@ class RunOptions:
     rescale: bool = True
     guard: bool = True
     upscale: str | int | None = None
+    enlarger: str | os.PathLike[str] | None = "auto"
 
     def __post_init__(self) -> None:
         model = model_arg(self.model)
         if model is not None:
             object.__setattr__(self, "model", os.fspath(model))
+        enlarger_arg(self.enlarger)  # the type checked here; "auto" stays "auto"
+        if self.enlarger is not None:
+            object.__setattr__(self, "enlarger", os.fspath(self.enlarger))
         # "auto", "cpu", "cuda" or provider names (kept as a tuple: hashable, picklable)
         object.__setattr__(self, "device", device_key(self.device))
         # a bad upscale is one error for the run, not a failure of every file
@@ -89,6 +104,34 @@ class RunOptions:
         if options is not None and not isinstance(options, RunOptions):
             raise SettingsTypeError(f"options must be RunOptions, got {type(options).__name__}")
         return dataclasses.replace(options or cls(), **settings)
+
+
+def check_denoiser(denoiser: Denoiser) -> Denoiser:
+    """``denoiser``, if its model denoises: an enlargement model given as the
+    model is one ``SettingsError`` for the run, naming the file, rather than a
+    failure of every file."""
+    scale = denoiser.interface.scale
+    if scale != 1:
+        raise SettingsError(f"{denoiser.model_path} is an enlargement model (metadata "
+                            f"scale={scale}), not a denoiser; give it as the enlarger "
+                            "(enlarger=..., --enlarger, --denoise-enlarger)")
+    return denoiser
+
+
+def enlarger_problem(error: Exception, enlarger: object) -> str | None:
+    """What ``error`` (from building a ``Denoiser``) says about its enlargement
+    model ``enlarger`` (as given: a name or path), for the option that named it
+    to show; None when the error is about something else, or no enlargement
+    model was named."""
+    if enlarger is None or enlarger == "auto" or not isinstance(enlarger, (str, os.PathLike)):
+        return None
+    said = str(error)
+    own = f"enlarger={enlarger!r}: "  # Denoiser's words: not an enlargement model
+    if said.startswith(own):
+        return said[len(own):]
+    if isinstance(error, ModelError) and said.startswith(f"{resolve_model(enlarger)}:"):
+        return said  # missing, damaged or does not fit: it names the file
+    return None
 
 
 def check_ocr(lang: str | None = None) -> None:

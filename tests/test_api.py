@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import text_page
+from helpers import small_print, text_page
 
 from ocr_denoise import denoise_page, get_denoiser
 
@@ -310,3 +310,46 @@ def test_specks_on_a_1200_dpi_page_are_removed_better_at_300_dpi():
                                           config="--dpi 1200"))
     print(f"1200-DPI salt and pepper: CER {as_is:.3f} denoised as is, {scaled:.3f} at 300 DPI")
     assert scaled < as_is
+
+
+# -- the enlargement model by name or path (issue 32) ----------------------------------
+
+
+def test_denoise_page_enlarges_with_the_enlarger_it_is_given_by_path(rng, mix_enlarger):
+    from PIL import Image
+
+    from ocr_denoise import Denoiser
+
+    page = small_print(rng)
+    want = Denoiser(device="cpu", enlarger=mix_enlarger).denoise(page, upscale=2)
+    cubic = denoise_page(page, device="cpu", upscale=2, enlarger=None)
+    assert want.shape == cubic.shape == (2 * page.shape[0], 2 * page.shape[1])
+    assert not np.array_equal(want, cubic)  # the model really is used
+    for given in (mix_enlarger, str(mix_enlarger)):
+        np.testing.assert_array_equal(
+            denoise_page(page, device="cpu", upscale=2, enlarger=given), want)
+    img = denoise_page(Image.fromarray(page), device="cpu", upscale=2,
+                       enlarger=mix_enlarger)
+    np.testing.assert_array_equal(np.asarray(img), want)
+    # one cached Denoiser per enlargement model, however its path is spelt
+    a = get_denoiser(device="cpu", enlarger=mix_enlarger)
+    assert get_denoiser(device="cpu", enlarger=str(mix_enlarger)) is a
+    assert a.enlarger is not None and a.enlarger.model_path == mix_enlarger
+    assert get_denoiser(device="cpu", enlarger=None) is not a
+
+
+def test_a_wrong_kind_of_enlarger_or_both_denoiser_and_enlarger_are_refused(rng,
+                                                                             mix_enlarger):
+    from ocr_denoise import Denoiser, SettingsError
+    from ocr_denoise.errors import ModelNotFoundError, SettingsTypeError
+
+    page = small_print(rng, 40, 50)
+    with pytest.raises(SettingsError, match=r"enlarger='denoise': .*denoiser.* is not an "
+                                            "enlargement model"):
+        denoise_page(page, device="cpu", upscale=2, enlarger="denoise")
+    with pytest.raises(ModelNotFoundError, match="nowhere.onnx: model file not found"):
+        denoise_page(page, device="cpu", upscale=2, enlarger="/nowhere.onnx")
+    with pytest.raises(SettingsTypeError, match="enlarger must be"):
+        denoise_page(page, device="cpu", enlarger=2)  # type: ignore[call-overload]
+    with pytest.raises(SettingsError, match="enlarger"):
+        denoise_page(page, denoiser=Denoiser(device="cpu"), enlarger=mix_enlarger)

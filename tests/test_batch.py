@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO, noisy_page, wait_for, worker_pids, write_random_pages
+from helpers import REPO, noisy_page, small_print, wait_for, worker_pids, write_random_pages
 from holders import Holder
 from PIL import Image
 
@@ -636,3 +636,65 @@ def test_an_output_folder_that_takes_no_file_is_one_error_naming_the_output(
     with pytest.raises(OSError) as several:
         denoise_folder(src, "/proc", model=identity_model)
     assert several.value.filename == "/proc"
+
+
+# -- the enlargement model (issue 32) ----------------------------------------------
+
+
+def test_run_options_keep_the_enlarger_as_a_str_and_travel_pickled(tmp_path, mix_enlarger):
+    import pickle
+
+    from ocr_denoise import RunOptions, SettingsTypeError
+
+    assert RunOptions().enlarger == "auto"
+    assert RunOptions(enlarger=None).enlarger is None
+    opts = RunOptions(enlarger=mix_enlarger, upscale="auto")
+    assert opts.enlarger == str(mix_enlarger) and isinstance(opts.enlarger, str)
+    assert RunOptions(enlarger="enlarge").enlarger == "enlarge"  # a shipped model's name
+    assert pickle.loads(pickle.dumps(opts)) == opts
+    assert RunOptions.of(opts, enlarger=None).enlarger is None
+    with pytest.raises(SettingsTypeError, match="enlarger must be 'auto', a model's name or "
+                                                "path, or None, got int"):
+        RunOptions(enlarger=2)  # type: ignore[arg-type]
+
+
+def test_a_folder_run_enlarges_with_the_enlarger_it_is_given_in_workers_too(
+        tmp_path, mix_enlarger):
+    from ocr_denoise.images import write_image
+
+    rng = np.random.default_rng(32)
+    src = tmp_path / "in"
+    src.mkdir()
+    pages = {f"p{i}.png": small_print(rng, 90 + 7 * i, 120) for i in range(3)}
+    for name, page in pages.items():
+        write_image(src / name, page, dpi=(100, 100))
+    runs = {j: denoise_folder(src, tmp_path / f"out{j}", upscale="auto",
+                              enlarger=mix_enlarger, jobs=j) for j in (1, 2)}
+    assert runs[2].jobs == 2 and all(r.ok and len(r.done) == 3 for r in runs.values())
+    for name, page in pages.items():
+        want = denoise_page(page, upscale="auto", enlarger=mix_enlarger)
+        assert want.shape == (2 * page.shape[0], 2 * page.shape[1])
+        assert not np.array_equal(want, denoise_page(page, upscale="auto", enlarger=None))
+        out = open_image(tmp_path / "out1" / name)
+        assert out.dpi[0] == pytest.approx((200, 200), abs=0.01)
+        np.testing.assert_array_equal(out.read(0), want, err_msg=name)
+        assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes()
+
+
+@pytest.mark.parametrize("settings, error, match", [
+    (dict(enlarger="denoise"), "SettingsError",
+     r"enlarger='denoise': .* is not an enlargement model"),
+    (dict(enlarger="/nowhere/big.onnx"), "ModelNotFoundError",
+     "/nowhere/big.onnx: model file not found"),
+    (dict(model="MIX"), "SettingsError",
+     r"mix.onnx is an enlargement model \(metadata scale=2\), not a denoiser"),
+], ids=["denoiser-as-enlarger", "missing-enlarger", "enlarger-as-model"])
+def test_a_wrong_enlarger_or_an_enlarger_as_model_stops_the_run_before_any_output(
+        tmp_path, make_page_folder, mix_enlarger, settings, error, match):
+    import ocr_denoise
+
+    src = make_page_folder(names=["a.png", "b.png"], shape=(60, 80))
+    settings = {k: mix_enlarger if v == "MIX" else v for k, v in settings.items()}
+    with pytest.raises(getattr(ocr_denoise, error), match=match):
+        denoise_folder(src, tmp_path / "out", upscale=2, **settings)
+    assert not (tmp_path / "out").exists() or output_files(tmp_path / "out") == []

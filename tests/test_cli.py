@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO, png_declaring, wait_for, worker_pids, write_random_pages
+from helpers import REPO, png_declaring, small_print, wait_for, worker_pids, write_random_pages
 
 from ocr_denoise import denoise_page
 from ocr_denoise.images import open_image, read_image
@@ -702,3 +702,71 @@ def test_a_double_star_pattern_without_recursive_is_warned_about(tmp_path, make_
     assert "warning: ** in" in r.stderr and "-r" in r.stderr
     r = run(f"{src}/**/*.png", "-o", tmp_path / "out2", "-r")
     assert "warning" not in r.stderr
+
+
+# -- --enlarger (issue 32) ---------------------------------------------------------
+
+
+def test_enlarger_by_path_gives_the_bytes_the_python_api_gives(tmp_path, mix_enlarger):
+    from ocr_denoise import denoise_folder
+
+    rng = np.random.default_rng(32)
+    src = tmp_path / "in"
+    src.mkdir()
+    pages = {f"p{i}.png": small_print(rng, 80 + 9 * i, 110) for i in range(2)}
+    for name, page in pages.items():
+        cv2.imwrite(str(src / name), page)
+    r = run(src, "-o", tmp_path / "cli", "--upscale", "auto", "--enlarger", mix_enlarger,
+            "--jobs", "2")
+    assert r.returncode == 0 and counts(r.stderr)[:2] == (2, 2), r.stderr
+    denoise_folder(src, tmp_path / "api", upscale="auto", enlarger=mix_enlarger)
+    one = run(src / "p0.png", "-o", tmp_path / "one.png", "--upscale", "2",
+              "--enlarger", mix_enlarger)
+    assert one.returncode == 0, one.stderr
+    cubic = run(src / "p0.png", "-o", tmp_path / "cubic.png", "--upscale", "2",
+                "--enlarger", "none")
+    assert cubic.returncode == 0, cubic.stderr
+    for name, page in pages.items():
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
+        want = denoise_page(page, upscale="auto", enlarger=mix_enlarger)
+        assert want.shape == (2 * page.shape[0], 2 * page.shape[1])
+        np.testing.assert_array_equal(read_image(tmp_path / "cli" / name), want)
+    np.testing.assert_array_equal(read_image(tmp_path / "one.png"),
+                                  denoise_page(pages["p0.png"], upscale=2,
+                                               enlarger=mix_enlarger))
+    np.testing.assert_array_equal(read_image(tmp_path / "cubic.png"),
+                                  denoise_page(pages["p0.png"], upscale=2, enlarger=None))
+    assert (tmp_path / "one.png").read_bytes() != (tmp_path / "cubic.png").read_bytes()
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--enlarger", "NOWHERE"], "error: --enlarger NOWHERE: NOWHERE: model file not found"),
+    (["--enlarger", "BROKEN"], "error: --enlarger BROKEN: BROKEN: onnxruntime cannot load it"),
+    (["--enlarger", "denoise"],
+     r"error: --enlarger denoise: \S+denoiser\S*\.onnx is not an enlargement model"),
+    (["--model", "MIX"],
+     r"error: MIX is an enlargement model \(metadata scale=2\), not a denoiser; give it as "
+     r"the enlarger \(enlarger=\.\.\., --enlarger"),
+], ids=["missing", "broken", "denoiser-as-enlarger", "enlarger-as-model"])
+def test_a_missing_broken_or_wrong_kind_of_model_is_one_error_naming_it(
+        tmp_path, make_page_folder, mix_enlarger, flags, says):
+    src = make_page_folder(2)
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07 not an onnx model " * 20)
+    paths = {"NOWHERE": str(tmp_path / "nowhere.onnx"), "BROKEN": str(tmp_path / "broken.onnx"),
+             "MIX": str(mix_enlarger)}
+    flags = [paths.get(f, f) for f in flags]
+    for k, v in paths.items():
+        says = says.replace(k, re.escape(v))
+    r = run(src, "-o", tmp_path / "out", "--upscale", "2", *flags)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("error:") == 1 and re.search(says, r.stderr), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists() or files_in(tmp_path / "out") == []
+
+
+def test_an_enlarger_without_upscale_is_warned_about(tmp_path, make_page_folder, mix_enlarger):
+    src = make_page_folder(1)
+    r = run(src, "-o", tmp_path / "out", "--enlarger", mix_enlarger)
+    assert r.returncode == 0 and "warning: --enlarger has no effect without --upscale" in r.stderr
+    r = run(src, "-o", tmp_path / "out2", "--enlarger", mix_enlarger, "--upscale", "auto")
+    assert r.returncode == 0 and "warning" not in r.stderr

@@ -11,13 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import small_print
 
 pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster  # noqa: E402
 
-from ocr_denoise import ModelNotFoundError, denoise_folder  # noqa: E402
-from ocr_denoise.images import write_image, write_pages  # noqa: E402
+from ocr_denoise import ModelNotFoundError, denoise_folder, denoise_page  # noqa: E402
+from ocr_denoise.images import read_image, write_image, write_pages  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +122,41 @@ def test_missing_model_stops_the_run_once_with_a_clear_error(client, tmp_path, r
     with pytest.raises(ModelNotFoundError, match="nowhere.onnx"):
         denoise_folder(src, tmp_path / "out", model=tmp_path / "nowhere.onnx",
                                   scheduler=client)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cluster_enlarges_with_the_enlarger_it_is_given_as_a_local_run_does(
+        client, tmp_path, mix_enlarger):
+    rng = np.random.default_rng(32)
+    src = tmp_path / "scans"
+    src.mkdir()
+    pages = {f"p{i}.png": small_print(rng, 90 + 7 * i, 120) for i in range(4)}
+    for name, page in pages.items():
+        write_image(src / name, page, dpi=(100, 100))
+    remote = denoise_folder(src, tmp_path / "cluster", upscale="auto", enlarger=mix_enlarger,
+                            device="cpu", scheduler=client)
+    local = denoise_folder(src, tmp_path / "local", upscale="auto", enlarger=mix_enlarger,
+                           device="cpu")
+    assert remote.ok and facts(remote) == facts(local)
+    assert files(tmp_path / "cluster") == files(tmp_path / "local")
+    for name, page in pages.items():  # the model's enlargement, not cubic
+        got = read_image(tmp_path / "cluster" / name)
+        assert got.shape == (2 * page.shape[0], 2 * page.shape[1])
+        np.testing.assert_array_equal(
+            got, denoise_page(page, upscale="auto", enlarger=mix_enlarger), err_msg=name)
+        assert not np.array_equal(got, denoise_page(page, upscale="auto", enlarger=None))
+
+
+def test_a_wrong_kind_of_enlarger_stops_the_run_once_with_a_clear_error(client, tmp_path,
+                                                                        rng):
+    from ocr_denoise import SettingsError
+
+    src = tmp_path / "scans"
+    make_scans(src, rng)
+    with pytest.raises(SettingsError, match="enlarger='denoise': .* is not an enlargement "
+                                            "model"):
+        denoise_folder(src, tmp_path / "out", upscale=2, enlarger="denoise", device="cpu",
+                       scheduler=client)
     assert not (tmp_path / "out").exists()
 
 
