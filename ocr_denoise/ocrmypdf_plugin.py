@@ -27,6 +27,8 @@ command line work too):
     enlarge the OCR image 2x when its text is small (the visible page keeps its
     size). OCRmyPDF's ``--oversample DPI`` rasterises pages at a higher DPI
     before OCR; the text is then large and ``auto`` leaves it: use one or the other.
+``--denoise-enlarger NAME|PATH|auto|none``
+    the enlargement model ``--denoise-upscale`` uses, as ``Denoiser(enlarger=...)``.
 
 Both image hooks are *wrappers* around OCRmyPDF's first-result hooks: the
 built-in Tesseract hook (which shrinks images beyond Tesseract's limits) and any
@@ -72,8 +74,8 @@ log = logging.getLogger(__name__)
 #: registration of the hooks (entry point *and* ``--plugin``) does not denoise twice.
 _MARK = "ocr_denoise"
 _DEVICES = ("auto", "cpu", "cuda")
-#: (model, device) pairs already checked in this process by ``check_options``.
-_checked: set[tuple[str | None, str]] = set()
+#: (model, device, enlarger) already checked in this process by ``check_options``.
+_checked: set[tuple[str | None, str, str | None]] = set()
 _checked_lock = threading.Lock()
 
 
@@ -88,6 +90,7 @@ class Settings:
     rescale: bool = True
     guard: bool = True
     upscale: str | None = None
+    enlarger: str | None = "auto"
     jobs: int | None = None
 
     @classmethod
@@ -95,6 +98,7 @@ class Settings:
         """Read from an OCRmyPDF options object (argparse ``Namespace`` up to 16,
         ``OcrOptions`` from 17), with defaults for anything missing."""
         model = getattr(options, "denoise_model", None)
+        enlarger = getattr(options, "denoise_enlarger", "auto")
         return cls(
             enabled=bool(getattr(options, "denoise", False)),
             visible=bool(getattr(options, "denoise_visible", False)),
@@ -103,6 +107,7 @@ class Settings:
             rescale=bool(getattr(options, "denoise_rescale", True)),
             guard=bool(getattr(options, "denoise_guard", True)),
             upscale=_upscale_setting(getattr(options, "denoise_upscale", None)),
+            enlarger=None if enlarger in (None, "none") else os.fspath(enlarger),
             jobs=getattr(options, "jobs", None) or None,
         )
 
@@ -149,6 +154,10 @@ def add_options(parser: ArgumentParser) -> None:
                    "is small, before denoising; tesseract reads small text better enlarged. "
                    "With --oversample, OCRmyPDF rasterises at the higher DPI first and auto "
                    "then leaves the image as it is: use one or the other.")
+    g.add_argument("--denoise-enlarger", metavar="NAME|PATH|auto|none", default="auto",
+                   help="The enlargement model --denoise-upscale uses: a shipped model's "
+                   "name or an ONNX file; auto: the shipped one if there is one; none: "
+                   "bicubic enlargement (default: auto).")
     g.add_argument("--denoise-rescale", action=argparse.BooleanOptionalAction, default=True,
                    help="Denoise pages scanned above 600 DPI at 300 DPI, the scale the "
                    "model learnt, then resample back (default: on; --no-denoise-rescale "
@@ -160,8 +169,9 @@ def check_options(options: Any) -> None:
     """Refuse unusable ``--denoise-...`` options before any page is processed.
 
     Called in the main process. With ``--denoise``, builds (and drops) one
-    session so that a missing or broken model, or ``cuda`` without a GPU, is one
-    clear error now rather than a failure on every page; refuses
+    session so that a missing, broken or wrong-kind model or enlargement model,
+    or ``cuda`` without a GPU, is one clear error now rather than a failure on
+    every page; refuses
     ``--denoise-visible`` when OCRmyPDF will not rebuild page images. Raises
     ``ocrmypdf.exceptions.BadArgsError``.
     """
@@ -169,7 +179,8 @@ def check_options(options: Any) -> None:
 
     s = Settings.of(options)
     if not s.enabled:
-        if s.visible or s.model is not None or s.device != "auto":
+        if (s.visible or s.model is not None or s.device != "auto"
+                or s.upscale is not None or s.enlarger != "auto"):
             log.warning("--denoise-... options have no effect without --denoise")
         return
     if s.device not in _DEVICES:
@@ -180,16 +191,21 @@ def check_options(options: Any) -> None:
             "--denoise-visible needs --force-ocr, --deskew, --clean-final or "
             "--remove-background: without them OCRmyPDF keeps the original page "
             "images, so there is no page image to denoise")
-    key = (s.model, s.device)
+    key = (s.model, s.device, s.enlarger)
     with _checked_lock:
         if key in _checked:
             return
         from .session import Denoiser, session_log_level
+        from .work import check_denoiser, enlarger_problem
 
         try:
-            with session_log_level(logging.DEBUG):
-                Denoiser(s.model, device=s.device, threads=1)  # built, checked, dropped
+            with session_log_level(logging.DEBUG):  # built, checked, dropped
+                check_denoiser(Denoiser(s.model, device=s.device, threads=1,
+                                        enlarger=s.enlarger))
         except Exception as e:  # ModelError, ProviderError, ...
+            problem = enlarger_problem(e, s.enlarger)
+            if problem is not None:
+                raise BadArgsError(f"--denoise-enlarger {s.enlarger}: {problem}") from e
             raise BadArgsError(f"--denoise: {e}") from e
         _checked.add(key)
 
@@ -222,7 +238,7 @@ def denoise_image(image: Any, settings: Settings, *, upscale: bool = False) -> A
         clean = denoise_page(image, model=settings.model, device=settings.device,
                              rescale=settings.rescale, guard=settings.guard,
                              upscale=settings.upscale if upscale else None,
-                             threads=settings.threads())
+                             threads=settings.threads(), enlarger=settings.enlarger)
     clean.info[_MARK] = True
     return clean
 

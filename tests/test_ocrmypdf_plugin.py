@@ -110,7 +110,7 @@ def test_entry_point_registers_the_plugin_with_ocrmypdf():
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for flag in ("--denoise", "--denoise-visible", "--denoise-model", "--denoise-device",
-                 "--no-denoise-rescale"):
+                 "--no-denoise-rescale", "--denoise-upscale", "--denoise-enlarger"):
         assert flag in r.stdout, flag
 
 
@@ -187,12 +187,22 @@ def test_the_plugin_is_quiet_in_ocrmypdfs_normal_output(noisy_pdf, tmp_path):
     (dict(denoise_visible=True), "--denoise-visible needs --force-ocr"),
     (dict(denoise_model="/nonexistent/model.onnx"),
      "/nonexistent/model.onnx: model file not found"),
-])
+    (dict(denoise_enlarger="/nonexistent/enlarger.onnx"),
+     "--denoise-enlarger /nonexistent/enlarger.onnx: /nonexistent/enlarger.onnx: model file "
+     "not found"),
+    (dict(denoise_enlarger="denoise"),
+     r"--denoise-enlarger denoise: \S+denoiser\S*\.onnx is not an enlargement model"),
+    (dict(denoise_model="MIX"),
+     r"--denoise: \S+mix\.onnx is an enlargement model \(metadata scale=2\), not a "
+     "denoiser"),
+], ids=["visible", "missing-model", "missing-enlarger", "denoiser-as-enlarger",
+        "enlarger-as-model"])
 def test_unusable_denoise_options_stop_ocrmypdf_before_any_page(noisy_pdf, tmp_path, kw,
-                                                                  message):
+                                                                  message, mix_enlarger):
     from ocrmypdf.exceptions import BadArgsError
 
     src, _ = noisy_pdf
+    kw = {k: str(mix_enlarger) if v == "MIX" else v for k, v in kw.items()}
     with pytest.raises(BadArgsError, match=message):
         ocrmypdf.ocr(src, tmp_path / "out.pdf", denoise=True, **kw, **FAST)
     assert not (tmp_path / "out.pdf").exists()
@@ -208,15 +218,16 @@ def _small_page() -> np.ndarray:
     return np.clip(noisy * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _ocr_images(tmp_path: Path, monkeypatch, image: Image.Image, **kw):
-    """Run OCRmyPDF with --denoise on a one-page PDF of ``image`` (200 DPI), keeping
-    its work folder; return (the page as rasterised for OCR, the image OCR read)."""
+def _ocr_images(tmp_path: Path, monkeypatch, image: Image.Image, dpi: int = 200, **kw):
+    """Run OCRmyPDF with --denoise on a one-page PDF of ``image`` (at ``dpi``) into
+    ``tmp_path / "out.pdf"``, keeping its work folder; return (the page as rasterised
+    for OCR, the image OCR read)."""
     pdf = tmp_path / "in.pdf"
     buf = io.BytesIO()
     if image.mode == "1":
-        image.save(buf, "TIFF", compression="group4", dpi=(200, 200))
+        image.save(buf, "TIFF", compression="group4", dpi=(dpi, dpi))
     else:
-        image.save(buf, "PNG", dpi=(200, 200))
+        image.save(buf, "PNG", dpi=(dpi, dpi))
     pdf.write_bytes(img2pdf.convert(buf.getvalue()))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ocrmypdf.ocr(pdf, tmp_path / "out.pdf", denoise=True, keep_temporary_files=True,
@@ -250,3 +261,106 @@ def test_ocrmypdf_downsampling_for_tesseract_is_kept_and_the_result_denoised(
     assert raster.size == (500, 300) and raster.mode == "RGB"
     assert seen.size == (250, 150) and seen.mode == "L"
     assert seen.info["dpi"] == pytest.approx((100, 100), abs=0.01)
+
+
+# -- --denoise-upscale auto: where the text layer lands (issue 32) ---------------------------
+
+#: Words drawn at known places on a 100-DPI page, small enough (x-height about 7 px) for
+#: ``--denoise-upscale auto`` to enlarge the OCR image 2x.
+WORDS = ("invoice total amount paid received number customer address street city payment "
+         "method balance account summary period charges credit").split()
+
+
+def _words_page(dpi: int = 100, size: int = 13) -> tuple[Image.Image, list[tuple]]:
+    """A noisy grey page of ``WORDS`` in DejaVu Sans at ``size`` px, and where each
+    word's ink is: (word, left, top, right, bottom) in points from the top left."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype("DejaVuSans.ttf", size)  # fonts-dejavu-core
+    w, h = int(4.25 * dpi), int(2.5 * dpi)
+    page = Image.new("L", (w, h), 255)
+    draw = ImageDraw.Draw(page)
+    rng = np.random.default_rng(32)
+    truth, words, y = [], list(WORDS), int(0.3 * dpi)
+    while words and y < h - 0.4 * dpi:
+        x = int(0.4 * dpi) + int(rng.integers(0, 30))
+        while words and draw.textbbox((x, y), words[0], font=font)[2] < w - 0.4 * dpi:
+            word = words.pop(0)
+            alone = Image.new("L", (w, h), 255)
+            ImageDraw.Draw(alone).text((x, y), word, font=font, fill=0)
+            ink = np.argwhere(np.asarray(alone) < 128)
+            (y0, x0), (y1, x1) = ink.min(0), ink.max(0) + 1
+            truth.append((word, *(float(v) * 72 / dpi for v in (x0, y0, x1, y1))))
+            draw.text((x, y), word, font=font, fill=20)
+            x = draw.textbbox((x, y), word, font=font)[2] + int(size * 1.2)
+        y += int(size * 2.2)
+    noisy = np.asarray(page) + rng.normal(0, 12, (h, w))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), truth
+
+
+def pdf_words(pdf: Path) -> list[tuple]:
+    """The text layer's words: (word, left, top, right, bottom) in points from the
+    page's top left (OCRmyPDF 17 puts the text in a form XObject, hence all_texts)."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams, LTChar, LTTextLine
+
+    def lines(el):
+        if isinstance(el, LTTextLine):
+            yield el
+        elif hasattr(el, "__iter__"):
+            for child in el:
+                yield from lines(child)
+
+    out = []
+    for page in extract_pages(pdf, laparams=LAParams(all_texts=True)):
+        for line in lines(page):
+            word: list = []
+            for ch in [*line, None]:
+                if isinstance(ch, LTChar) and ch.get_text().strip():
+                    word.append(ch)
+                elif word:
+                    out.append(("".join(c.get_text() for c in word),
+                                min(c.x0 for c in word), page.height - max(c.y1 for c in word),
+                                max(c.x1 for c in word), page.height - min(c.y0 for c in word)))
+                    word = []
+    return out
+
+
+def misplacement(truth: list[tuple], found: list[tuple]) -> np.ndarray:
+    """For each true word the text layer has (nearest copy): how far its left and
+    right edges and its vertical centre are from the ink's, in points."""
+    rows = []
+    for word, *t in truth:
+        boxes = [b for w, *b in found if w.strip(".,;:").lower() == word]
+        if boxes:
+            b = min(boxes, key=lambda b: abs(b[0] - t[0]) + abs(b[1] - t[1]))
+            rows.append((b[0] - t[0], b[2] - t[2], (b[1] + b[3] - t[1] - t[3]) / 2))
+    return np.array(rows).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("oversample", [None, 200], ids=["upscale", "upscale+oversample"])
+def test_denoise_upscale_auto_enlarges_the_ocr_image_and_the_words_land_where_they_are(
+        tmp_path, monkeypatch, mix_enlarger, oversample):
+    """The OCR image comes back 2x (DPI doubled) from the enlargement model given
+    by path, the same bytes as ``denoise_page``; OCRmyPDF still puts every word of
+    the text layer where its ink is on the page. With ``--oversample`` the page is
+    rasterised at 200 DPI already, its text is not small and is left its size."""
+    image, truth = _words_page()
+    kw = {} if oversample is None else {"oversample": oversample}
+    raster, seen = _ocr_images(tmp_path, monkeypatch, image, dpi=100, denoise_upscale="auto",
+                               denoise_enlarger=str(mix_enlarger), **kw)
+    rasterised = 1 if oversample is None else 2  # OCRmyPDF's own enlargement
+    assert raster.size == (rasterised * image.width, rasterised * image.height)
+    assert seen.size == (2 * image.width, 2 * image.height)
+    assert seen.info["dpi"] == pytest.approx((200, 200), abs=0.01)
+    want = denoise_page(raster, upscale="auto", enlarger=mix_enlarger)
+    np.testing.assert_array_equal(np.asarray(seen), np.asarray(want))
+    if oversample is None:  # enlarged by the model given, not by cubic
+        assert want.tobytes() != denoise_page(raster, upscale="auto", enlarger=None).tobytes()
+    off = misplacement(truth, pdf_words(tmp_path / "out.pdf"))
+    print(f"text layer, {len(off)}/{len(truth)} words: left edge |dx| max "
+          f"{np.abs(off[:, 0]).max():.2f} pt, right edge |dx| max {np.abs(off[:, 1]).max():.2f} "
+          f"pt, centre |dy| max {np.abs(off[:, 2]).max():.2f} pt")
+    assert len(off) >= 0.8 * len(truth)
+    assert np.abs(off[:, :2]).max() <= 1.5  # about a pixel at 100 DPI: 0.72 pt
+    assert np.abs(off[:, 2]).max() <= 4.0  # the box is the font's height, not the ink's
