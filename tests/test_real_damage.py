@@ -140,3 +140,21 @@ def test_soft_targets_and_keep_ink_exclude_each_other():
         real_damage.make(np.random.default_rng(0), 50, 50, None, keep_ink=True, soft=True)
     with pytest.raises(KeyError, match="soft"):
         real_damage.make(np.random.default_rng(0), 50, 50, None, "thermal", soft=True)
+
+
+def test_keep_paper_keeps_the_pages_brightness_and_removes_only_its_grain():
+    rng = np.random.default_rng(5)
+    bank = real_damage.PaperBank([np.clip(1 + 0.05 * rng.standard_normal((64, 64)), 0, 1)
+                                  .astype(np.float32)])
+    noisy, white = real_damage.make(np.random.default_rng(2), 200, 200, bank, "typewriter",
+                                    soft=True)
+    _, kept = real_damage.make(np.random.default_rng(2), 200, 200, bank, "typewriter",
+                               soft=True, keep_paper=True)
+    far = cv2.erode((white > 0.999).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    level = float(np.median(noisy[far]))
+    assert level < 0.95  # the damaged paper is darker than white
+    assert np.median(kept[far]) == pytest.approx(level, abs=0.01)
+    assert kept[far].std() < 0.2 * noisy[far].std()  # no grain
+    np.testing.assert_allclose(kept, white * np.median(kept[white > 0.999]), atol=1e-6)
+    with pytest.raises(ValueError, match="soft"):
+        real_damage.make(np.random.default_rng(0), 50, 50, None, keep_paper=True)

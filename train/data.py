@@ -101,6 +101,7 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
                       paper: list[str] | None = None,
                       keep_ink: bool = False,
                       soft_targets: bool = False,
+                      keep_paper: bool = False,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs from freshly rendered pages, each with 1..max_damages damages
     (chosen as ``synth.make_pair``'s ``kind_weights`` say), or, with probability
@@ -117,13 +118,14 @@ def synthetic_patches(n: int, rng: np.random.Generator, patch: int = 28,
     folders (none given: mottled paper); at 0 no draw is made for it. ``keep_ink``:
     their targets' ink as dark as the damaged page's (``real_damage.match_ink``);
     ``soft_targets``: the page as the scanner saw it, noise and paper removed
-    (``real_damage.make(soft=True)``)."""
+    (``real_damage.make(soft=True)``), at the paper's own level with ``keep_paper``."""
     bank = real_damage.PaperBank.from_folders(paper, rng) if paper and real_fraction else None
     Xs, Ys, got = [], [], 0
     while got < n:
         if real_fraction > 0 and rng.random() < real_fraction:
             noisy, clean = real_damage.make(rng, page_size, page_size, bank,
-                                            keep_ink=keep_ink, soft=soft_targets)
+                                            keep_ink=keep_ink, soft=soft_targets,
+                                            keep_paper=keep_paper)
         elif scan_fraction > 0 and rng.random() < scan_fraction:
             kind = str(rng.choice(list(scans.KINDS)))
             page, noisy = scans.make(kind, rng, float(rng.uniform(0.3, 1.0)), page_size,

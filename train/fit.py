@@ -63,6 +63,8 @@ class TrainConfig:
     # real-damage targets are the page as the scanner saw it, noise and paper removed,
     # ink and blur kept (real_damage.make(soft=True))
     soft_targets: bool = False
+    # soft targets keep the damaged paper's level: grain and noise go, brightness stays
+    keep_paper: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -105,6 +107,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                             paper=cfg.paper,
                                             keep_ink=cfg.keep_ink,
                                             soft_targets=cfg.soft_targets,
+                                            keep_paper=cfg.keep_paper,
                                             page_size=cfg.page_size,
                                             per_page=round(200 * (cfg.page_size / 256) ** 2)))
     if cfg.pairs and cfg.real_patches:

@@ -319,7 +319,8 @@ SOFT_KINDS = ("typewriter", "bitonal", "plain", "faint", "clean")
 
 def make(rng: np.random.Generator, height: int, width: int,
          bank: PaperBank | None = None, kind: str | None = None,
-         keep_ink: bool = False, soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
+         keep_ink: bool = False, soft: bool = False,
+         keep_paper: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(damaged page, target) of ``kind`` (default: drawn by ``KINDS``' weights), both
     (height, width) float32 in [0, 1]; a receipt is padded to the width with paper.
     ``keep_ink``: the target's ink as dark as the damaged page's (``match_ink``).
@@ -330,9 +331,15 @@ def make(rng: np.random.Generator, height: int, width: int,
     only :data:`SOFT_KINDS` are drawn. Why: a sharp black target asks the model to
     darken and sharpen, and on real pages both read worse (the darkened halo is a
     bolder stroke; the lightened edge a thinner one); a soft target asks only for
-    what non-local means does, removing what is not ink, which tesseract rewards."""
+    what non-local means does, removing what is not ink, which tesseract rewards.
+    ``keep_paper`` (soft only): the soft target times the damaged paper's median
+    level, so the page keeps its brightness and only grain and noise go (a model
+    taught to divide the paper out must guess the paper's level, and where it
+    guessed it too dark it lightened the ink of white receipts)."""
     if keep_ink and soft:
         raise ValueError("keep_ink and soft targets exclude each other (soft keeps the ink)")
+    if keep_paper and not soft:
+        raise ValueError("keep_paper needs soft targets")
     names = list(SOFT_KINDS if soft else KINDS)
     if kind is None:
         w = np.array([KINDS[k][1] for k in names])
@@ -348,6 +355,10 @@ def make(rng: np.random.Generator, height: int, width: int,
     clean = np.clip(page.clean, 0.0, 1.0).astype(np.float32)
     if keep_ink:
         clean = match_ink(noisy, clean)
+    if keep_paper:
+        paper = clean > 0.999
+        if paper.any():
+            clean = (clean * float(np.median(noisy[paper]))).astype(np.float32)
     if noisy.shape != (height, width):  # a receipt narrower than the page
         pad = ((0, height - noisy.shape[0]), (0, width - noisy.shape[1]))
         noisy = np.pad(noisy, pad, mode="edge")
