@@ -302,6 +302,27 @@ def test_untrained_residual_model_returns_its_input_through_onnxruntime(tmp_path
     assert np.abs(Denoiser(path, device="cpu").denoise_patches(x[2:]) - x[2:]).max() > 0.05
 
 
+def test_a_residual_models_correction_scaled_by_sign_only_lightens_or_only_darkens(rng):
+    """``scale_correction``: (1, 1) is the model itself; lightening only never makes
+    a pixel darker than the input, darkening only never lighter, (0, 0) the input."""
+    from train.model import CORRECTION, build_model, scale_correction
+
+    model = build_model(28, 8, 16, arch="residual")
+    layer = model.get_layer(CORRECTION)
+    k, b = layer.get_weights()
+    layer.set_weights([rng.normal(0, 0.05, k.shape).astype("float32"), b])
+    x = (0.2 + 0.6 * rng.random((4, 28, 28, 1))).astype("float32")
+    y = model.predict(x, verbose=0)
+    assert (y > x + 1e-3).any() and (y < x - 1e-3).any()  # it does both
+    np.testing.assert_allclose(scale_correction(model).predict(x, verbose=0), y, atol=1e-6)
+    up = scale_correction(model, 1.0, 0.0).predict(x, verbose=0)
+    down = scale_correction(model, 0.0, 1.0).predict(x, verbose=0)
+    assert (up >= x - 1e-6).all() and (down <= x + 1e-6).all()
+    np.testing.assert_allclose(up + down - x, y, atol=1e-5)  # the two parts are the whole
+    np.testing.assert_allclose(scale_correction(model, 0.0, 0.0).predict(x, verbose=0), x,
+                               atol=1e-6)
+
+
 def test_residual_model_keeps_every_pixel_no_pooling():
     """No pooling and no strided step on the main path: the patch is rearranged
     losslessly (space-to-depth), so letters never pass a bottleneck."""

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     ep.add_argument("--output", default=None, help="default: the package's shipped model")
     ep.add_argument("--model-version", default=None,
                     help="the model's own version to record (metadata model_version, e.g. v9)")
+    ep.add_argument("--lighten", type=float, default=1.0,
+                    help="residual models: scale the correction where it lightens (default 1)")
+    ep.add_argument("--darken", type=float, default=1.0,
+                    help="residual models: scale the correction where it darkens (default 1)")
     vp = sub.add_parser("set-version", help="record model_version in an exported model's "
                         "metadata (no re-export; the checksum is rewritten)")
     vp.add_argument("model", help="the .onnx file")
@@ -149,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(f"{args.run_dir}/model.keras")
         out = args.output or DEFAULT_OUTPUT
         config = load_config(args.run_dir)
-        diff = export(model, out, config, extra=init_configs(config),
-                      model_version=args.model_version)
+        extra = init_configs(config)
+        if (args.lighten, args.darken) != (1.0, 1.0):
+            from .model import scale_correction
+            model = scale_correction(model, args.lighten, args.darken)
+            extra["correction_scale"] = f"lighten {args.lighten:g} darken {args.darken:g}"
+        diff = export(model, out, config, extra=extra, model_version=args.model_version)
         print(f"wrote {out} (max |keras - onnx| = {diff:.3g})")
         return 0
     if args.cmd == "import-onnx":

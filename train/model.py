@@ -168,6 +168,30 @@ def build_residual(patch: int = 28, width: int = 24, side_width: int = 48):
     return keras.Model(inp, out, name="ocr_denoiser")
 
 
+def scale_correction(model, lighten: float = 1.0, darken: float = 1.0):
+    """A copy of a trained residual ``model`` (:func:`build_residual`) whose correction
+    is split by sign and scaled: where it lightens a pixel times ``lighten``, where it
+    darkens one times ``darken`` (1, 1: the same function). Why: to find which part
+    of what a candidate does makes real pages read worse, without retraining
+    (docs/model-history.md, "Where the residual candidates' harm comes from")."""
+    import keras
+    from keras import layers
+
+    c = model.get_layer(CORRECTION).output
+    patch = int(model.inputs[0].shape[1])
+    h = patch // 2
+    up = layers.ReLU(name="part_lighten")(c)
+    down = layers.ReLU(name="part_darken")(layers.Rescaling(-1.0, name="part_flip")(c))
+    c = layers.Add(name="part_sum")([layers.Rescaling(lighten, name="part_l")(up),
+                                     layers.Rescaling(-darken, name="part_d")(down)])
+    c = layers.Reshape((h, h, 2, 2), name="part_r1")(c)
+    c = layers.Permute((1, 3, 2, 4), name="part_p")(c)
+    c = layers.Reshape((patch, patch, 1), name="part_r2")(c)
+    out = layers.Add(name="part_add")([model.inputs[0], c])
+    out = layers.ReLU(max_value=1.0, name="part_clean")(out)
+    return keras.Model(model.inputs[0], out, name=model.name)
+
+
 def grow_context(model, context_width: int = 16):
     """A context-reading copy of a trained shuffle ``model`` that starts out computing
     exactly what ``model`` computes, whatever the context: every weight is copied, and
