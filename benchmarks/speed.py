@@ -21,6 +21,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,7 @@ from ocr_denoise import Denoiser  # noqa: E402
 from ocr_denoise.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP  # noqa: E402
 
 
-def letter_page(h: int = 3300, w: int = 2550, seed: int = 0) -> np.ndarray:
+def letter_page(h: int = 3300, w: int = 2550, seed: int = 0, noise: float = 25.0) -> np.ndarray:
     """A uint8 page of text-like strokes on grey, noisy paper (no fonts needed)."""
     rng = np.random.default_rng(seed)
     page = np.full((h, w), 235, np.uint8)
@@ -47,8 +48,8 @@ def letter_page(h: int = 3300, w: int = 2550, seed: int = 0) -> np.ndarray:
             cv2.putText(page, "".join(rng.choice(list("abcdefghij"), 2)), (x, y),
                         cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2, cv2.LINE_AA)
             x += cw * 2 + int(rng.integers(10, 25))
-    noise = rng.normal(0, 25, (h, w)).astype(np.float32)
-    return np.clip(page + noise, 0, 255).astype(np.uint8)
+    grain = rng.normal(0, noise, (h, w)).astype(np.float32)
+    return np.clip(page + grain, 0, 255).astype(np.uint8)
 
 
 def model_flops_per_patch(path: Path) -> float:
@@ -133,22 +134,50 @@ def gpu_memory_used_mb() -> float | None:
 
 
 def a3_peak_rss(args: argparse.Namespace) -> float:
-    """Peak RSS (MB) of a child that only builds an A3 page and denoises it."""
+    """Peak RSS (MB) of a child that only builds an A3 page and denoises it (with
+    ``upscale="auto"`` and ``args.enlarger`` loaded: a 600-DPI page keeps its size)."""
     code = f"""
 import resource, sys, numpy as np
 sys.path.insert(0, {str(REPO)!r})
 from ocr_denoise import Denoiser
-d = Denoiser({args.model!r}, device="cpu", overlap={args.overlap}, batch_size={args.batch_size})
+d = Denoiser({args.model!r}, device="cpu", overlap={args.overlap}, batch_size={args.batch_size},
+             enlarger={getattr(args, "enlarger", None)!r})
 page = np.full((9921, 7016), 235, np.uint8)
 page[::40, :] = 20
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-out = d.denoise(page)
+out = d.denoise(page, upscale={"auto" if getattr(args, "enlarger", None) else None!r})
 assert out.shape == page.shape
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base / 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak, before = map(float, r.stdout.split())
     return peak
+
+
+def enlargement_vs_tesseract(args: argparse.Namespace) -> dict:
+    """The learned 2x enlargement of a 90-DPI letter page (the 300-DPI page without
+    noise, area-averaged to 765 x 990, x-height about 5 px) against tesseract reading
+    the enlarged page, best of ``args.repeat`` each, interleaved (issue "Learned
+    enlargement": the enlargement may take at most a third of tesseract's time)."""
+    small = cv2.resize(letter_page(noise=0.0), (765, 990), interpolation=cv2.INTER_AREA)
+    den = Denoiser(args.model, device=args.device, enlarger=args.enlarger)
+    den.denoise(small[:200, :200], upscale=2, guard=False)  # warm both sessions
+    big = den.denoise(small, upscale=2, guard=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "enlarged.png"
+        cv2.imwrite(str(path), big)
+        read = ["tesseract", str(path), "stdout", "--dpi", "180"]
+        t_enl = t_tess = float("inf")
+        for _ in range(args.repeat):
+            t_enl = min(t_enl, best_of(lambda: den.denoise(small, upscale=2, guard=False), 1))
+            t_tess = min(t_tess, best_of(
+                lambda: subprocess.run(read, capture_output=True, check=True), 1))
+    print(f"90-DPI letter page {small.shape[1]}x{small.shape[0]} enlarged 2x by "
+          f"{Path(str(den.enlarger.model_path)).name if den.enlarger else 'cubic'}: "
+          f"{t_enl:.3f} s; tesseract on the enlarged page {t_tess:.3f} s -> "
+          f"{t_enl / t_tess:.2f} of tesseract's time")
+    return {"enlarge_s": t_enl, "tesseract_enlarged_s": t_tess,
+            "enlarge_share_of_tesseract": t_enl / t_tess}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a quarter-size page, one repeat, no A3: to check the script runs")
     ap.add_argument("--profile", action="store_true",
                     help="also print onnxruntime's per-operator times for one batch")
+    ap.add_argument("--enlarger", default=None,
+                    help="an enlargement model (name or path): also time it on a 90-DPI page "
+                    "against tesseract, and load it for the A3 page")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     if args.quick:
@@ -237,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if gpu_mb is not None:
         res["gpu_memory_used_mb"] = gpu_mb
         print(f"GPU memory in use after the runs (nvidia-smi) {gpu_mb:.0f} MB")
+    if args.enlarger is not None:
+        res.update(enlargement_vs_tesseract(args))
     if not args.skip_a3:
         peak = a3_peak_rss(args)
         res["a3_peak_rss_mb"] = peak
