@@ -57,7 +57,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per proc
 from baselines import CLEANERS  # noqa: E402
 from real_scans import bootstrap  # noqa: E402
 
-from ocr_denoise import Denoiser, SettingsError  # noqa: E402
+from ocr_denoise import Denoiser, SettingsError, rescale  # noqa: E402
 from ocr_denoise.ocr import cer, tesseract_text  # noqa: E402
 from train import scans, synth  # noqa: E402
 
@@ -98,15 +98,20 @@ def kind_page(kind: str, page_idx: int, seed: int = VAL_SEED) -> tuple[synth.Pag
 
 #: Every column of the OCR table, in its order.
 METHODS = ["clean", "damaged", "denoised", *CLEANERS, "tess-sauvola"]
+#: Columns asked for by name only: the damaged page enlarged 2x by a cubic
+#: (``rescale.enlarged``) and by ``denoise_page(upscale=2)`` with the Denoiser's
+#: enlargement model (``--enlarger``; issue "Learned enlargement"), each read by
+#: tesseract at that size.
+ENLARGED = ["cubic2x", "enlarged"]
 
 
 def check_methods(methods: list[str]) -> None:
     """Raise ``ValueError`` naming what is wrong unless ``methods`` is a non-empty
-    list of ``METHODS`` names."""
-    unknown = [m for m in methods if m not in METHODS]
+    list of ``METHODS`` or ``ENLARGED`` names."""
+    unknown = [m for m in methods if m not in METHODS + ENLARGED]
     if unknown or not methods:
         raise ValueError(f"unknown or no method(s) {', '.join(unknown) or '(none)'}; "
-                         f"known: {', '.join(METHODS)}")
+                         f"known: {', '.join(METHODS + ENLARGED)}")
 
 
 def ocr_table(den: Denoiser, pages: int, workers: int,
@@ -124,7 +129,8 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
     a model comparison can afford more pages."""
     if methods is not None:
         check_methods(methods)
-    methods = list(METHODS) if methods is None else [m for m in METHODS if m in methods]
+    methods = list(METHODS) if methods is None else [m for m in METHODS + ENLARGED
+                                                     if m in methods]
     results: dict[str, dict[str, list[float]]] = {}
     clean_roundtrip: list[float] = []
     clean_cer: list[float] = []
@@ -146,6 +152,10 @@ def ocr_table(den: Denoiser, pages: int, workers: int,
                     im = den.denoise(noisy)
                 elif m in CLEANERS:
                     im = CLEANERS[m](noisy)
+                elif m == "cubic2x":
+                    im = rescale.enlarged(noisy, 2)
+                elif m == "enlarged":
+                    im = den.denoise(noisy, upscale=2)
                 else:  # "damaged", and "tess-sauvola": tesseract's own thresholding
                     im = noisy
                 cfg = "-c thresholding_method=2" if m == "tess-sauvola" else ""
@@ -283,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated OCR table columns (default: all of "
                          f"{', '.join(METHODS)}); '--methods denoised' is the only one a "
                          f"model changes: one tesseract run per page instead of eight")
+    ap.add_argument("--enlarger", default="auto",
+                    help="enlargement model (name or path) for the 'enlarged' column")
     ap.add_argument("--workers", type=int, default=2, help="parallel tesseract processes")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--no-guard", action="store_true",
@@ -309,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--skip-white: expected 'auto', 'off' or a level in (0, 1], "
                      f"got {args.skip_white!r}")
     try:
-        den = Denoiser(args.model, device="cpu", skip_white=skip,
+        den = Denoiser(args.model, device="cpu", skip_white=skip, enlarger=args.enlarger,
                        **({} if args.overlap is None else {"overlap": args.overlap}))
     except SettingsError as e:
         ap.error(str(e))
@@ -339,6 +351,16 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append("" if v is None else f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"
                                  + (f" ({v[3]})" if len(v) > 3 else ""))
                 print(f"| {k} | " + " | ".join(cells) + " |")
+        if {"cubic2x", "enlarged"} <= set(ms):
+            by = den.enlarger.model_path if den.enlarger else "cubic then the model"
+            print(f"\nPaired ΔCER (points), enlarged by {by} minus cubic 2x, mean [95% "
+                  "bootstrap interval over pages]\n")
+            print("| kind | enlarged vs cubic2x | better / worse |\n|---|---|---:|")
+            for k, cols in r["pages"].items():
+                d = np.array(cols["enlarged"]) - np.array(cols["cubic2x"])
+                m, lo, hi = bootstrap(d)
+                print(f"| {k} | {m:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
+                      f"{(d < 0).sum()} / {(d > 0).sum()} |")
         print(f"\nclean pages: CER {r['clean_cer']:.2f}% as rendered, "
               f"{r['denoised_clean_cer']:.2f}% after denoise_page")
     if "noisyoffice" in parts:

@@ -125,3 +125,19 @@ def test_training_draws_scan_kinds_only_when_asked():
     _, first = scans.make(kind, rng, float(rng.uniform(0.3, 1.0)), 256, 256)
     x0 = mixed[0][:200]
     assert x0.min() >= first.min() - 1e-6 and x0.max() <= first.max() + 1e-6
+
+
+def test_the_enlarged_columns_read_the_page_at_twice_its_size_only_when_asked(zero_enlarger):
+    """``cubic2x`` and ``enlarged`` are asked for by name (never in the default table);
+    with an untrained enlargement model both are the same cubic page, so they score the
+    same on every page."""
+    from ocr_denoise import Denoiser
+
+    assert not set(ocr_quality.ENLARGED) & set(ocr_quality.METHODS)
+    with pytest.raises(ValueError, match="cubic3x"):
+        ocr_quality.check_methods(["cubic3x"])
+    den = Denoiser(None, device="cpu", enlarger=str(zero_enlarger))
+    r = ocr_quality.ocr_table(den, 1, 1, ["small_serif"], methods=["cubic2x", "enlarged"])
+    assert r["methods"] == ["cubic2x", "enlarged"]
+    cols = r["pages"]["small_serif"]
+    assert cols["cubic2x"] == cols["enlarged"]
