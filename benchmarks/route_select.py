@@ -9,7 +9,9 @@ candidate), ``heavy`` one measured with the model for heavily damaged pages (e.g
 shipped v8) on the same pages (the same selection seed and ``--pages``). A page whose
 ``noise`` (``ocr_denoise.guard``'s, before any model) is at least ``--noise`` goes to
 ``heavy`` behind the guard as it is now; every other page to ``light``, either on every
-page (``everywhere``) or behind the guard as it is now (``guard``). Printed for each:
+page (``everywhere``) or behind the guard as it is now (``guard``), or, third, to
+``light`` only where the page is sharp (``detail`` at least ``--detail``) and to
+``heavy`` behind the guard where it is not. Printed for each:
 every real source's mean ΔCER against raw with its 95% bootstrap interval (and pages
 changed), the damage kinds' and scan kinds' mean CER (as ``ocr_quality`` reports them),
 NoisyOffice's train RMSE and the clean pages' CER, then each kind's CER.
@@ -22,6 +24,7 @@ left as they came), while adding those kinds to its training made real pages rea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -54,12 +57,14 @@ def tables(light_rows: list[dict], heavy_rows: list[dict]) -> tuple[gs.Table, gs
     return a, b
 
 
-def route(light: gs.Table, heavy: gs.Table, light_rule: gs.Rule, noise: float) -> dict:
+def route(light: gs.Table, heavy: gs.Table, light_rule: gs.Rule, noise: float,
+          rest_to_heavy: bool = False) -> dict:
     """Figures of: pages with ``noise`` >= ``noise`` to ``heavy`` behind the current
-    guard, the others to ``light`` under ``light_rule``."""
+    guard, the others to ``light`` under ``light_rule``; those ``light_rule`` leaves
+    stay as they are, or with ``rest_to_heavy`` go to ``heavy`` behind the guard too."""
     loud = light.noise >= noise
     k_light = light.keeps(light_rule) & ~loud
-    k_heavy = heavy.keeps(gs.Rule()) & loud
+    k_heavy = heavy.keeps(gs.Rule()) & (~k_light if rest_to_heavy else loud)
     cer = np.where(k_light, light.model, np.where(k_heavy, heavy.model, light.raw))
     sq = np.where(k_light, light.model_sq, np.where(k_heavy, heavy.model_sq, light.raw_sq))
     per_kind = {k: float(cer[m].mean()) for k, m in light.kind_masks.items()}
@@ -82,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", type=float, default=gs.guard.NOISE,
                     help="pages at least this noisy go to the heavy model (default: the "
                     "guard's NOISE)")
+    ap.add_argument("--detail", type=float, default=1.0,
+                    help="the third row: light only on pages at least this sharp (the "
+                    "guard's detail), every other page to heavy behind the guard")
     args = ap.parse_args(argv)
     light, heavy = tables(json.loads(Path(args.light).read_text()),
                           json.loads(Path(args.heavy).read_text()))
     rows = {"everywhere": route(light, heavy, EVERYWHERE, args.noise),
             "guard": route(light, heavy, gs.Rule(), args.noise),
+            f"detail >= {args.detail:g}": route(
+                light, heavy, dataclasses.replace(EVERYWHERE, smooth=args.detail), args.noise,
+                rest_to_heavy=True),
             "heavy model only": route(light, heavy, EVERYWHERE, 0.0)}
     print(f"pages with noise >= {args.noise:g} to {args.heavy} (guard now), the others to "
           f"{args.light}")

@@ -45,3 +45,18 @@ def test_caches_of_different_pages_are_refused():
     heavy = [dict(r, raw=r["raw"] + 1) for r in heavy]
     with pytest.raises(ValueError, match="differ"):
         route_select.tables(light, heavy)
+
+
+def test_pages_the_light_rule_leaves_go_to_the_heavy_model_when_asked():
+    light, heavy = _pair()
+    a, b = route_select.tables(light, heavy)
+    sharp = route_select.dataclasses.replace(route_select.EVERYWHERE, smooth=1.0)
+    got = route_select.route(a, b, sharp, 6.0, rest_to_heavy=True)
+    noise = np.array([r["noise"] for r in light])
+    detail = np.array([r["detail"] for r in light])
+    to_light = (noise < 6) & (detail >= 1.0)
+    want = np.where(to_light, 2.0, np.where(b.keeps(guard_select.Rule()), 8.0, 10.0))
+    gauss = np.array([r["kind"] == "gaussian" for r in light])
+    assert got["per_kind"]["gaussian"] == pytest.approx(want[gauss].mean())
+    left = route_select.route(a, b, sharp, 6.0)  # without: quiet soft pages stay raw
+    assert left["per_kind"]["gaussian"] != got["per_kind"]["gaussian"]
