@@ -333,9 +333,9 @@ def make(rng: np.random.Generator, height: int, width: int,
     bolder stroke; the lightened edge a thinner one); a soft target asks only for
     what non-local means does, removing what is not ink, which tesseract rewards.
     ``keep_paper`` (soft only): the soft target times the damaged paper's median
-    level, so the page keeps its brightness and only grain and noise go (a model
-    taught to divide the paper out must guess the paper's level, and where it
-    guessed it too dark it lightened the ink of white receipts)."""
+    level, so the page keeps its brightness and only grain and noise go. Measured
+    worse than dividing the paper out: archive pages read much worse with it
+    (docs/model-history.md, res5)."""
     if keep_ink and soft:
         raise ValueError("keep_ink and soft targets exclude each other (soft keeps the ink)")
     if keep_paper and not soft:
