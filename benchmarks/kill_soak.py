@@ -74,7 +74,8 @@ def strays(folder: Path) -> list[str]:
         if folder.exists() else []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
@@ -175,7 +176,7 @@ def soak(work: Path, *, pages: int = 300, size: int = 48, kills: int = 24, seed:
             + (f", NOT IDENTICAL: {bad}" if bad else ""))
         if not group:  # orphaned workers exit on their own within a second
             end = time.monotonic() + 30
-            while any(_alive(w) for w in workers) and time.monotonic() < end:
+            while any(alive(w) for w in workers) and time.monotonic() < end:
                 time.sleep(0.05)
 
     for _ in range(10):  # run again until it finishes

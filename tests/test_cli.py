@@ -22,6 +22,9 @@ from helpers import REPO, png_declaring, small_print, wait_for, worker_pids, wri
 from ocr_denoise import denoise_page
 from ocr_denoise.images import open_image, read_image
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from kill_soak import alive  # noqa: E402
+
 CMD = [sys.executable, "-m", "ocr_denoise.cli"]
 SUMMARY = re.compile(r"(\d+) done \((\d+) pages?[;)].*?, (\d+) skipped .*?, (\d+) failed")
 NOTHING_DENOISED = re.compile(r"^(?:0 done|(\d+) text files? written .*?), (\d+) skipped .*?, "
@@ -169,14 +172,6 @@ def pages(tmp_path_factory):
     return src, {name: denoise_page(img) for name, img in written.items()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 def _outputs(out: Path) -> list[str]:
     return sorted(p.name for p in out.glob("*.png") if not p.name.startswith("."))
 
@@ -209,7 +204,7 @@ def test_a_run_killed_midway_and_started_again_does_every_page_exactly_once(
     else:
         os.kill(proc.pid, signal.SIGKILL)
     rc = proc.wait(timeout=300)
-    wait_for(lambda: not any(_alive(w) for w in workers), timeout=60)  # no orphans left
+    wait_for(lambda: not any(alive(w) for w in workers), timeout=60)  # no orphans left
 
     first = _outputs(out)
     assert 0 < len(first) < len(expected), first

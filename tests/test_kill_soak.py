@@ -5,26 +5,18 @@ left behind, and every output is byte-identical to an uninterrupted run."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 from helpers import REPO
 
-
-def _kill_soak():
-    spec = importlib.util.spec_from_file_location("kill_soak",
-                                                  REPO / "benchmarks" / "kill_soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["kill_soak"] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO / "benchmarks"))
+import kill_soak  # noqa: E402
 
 
 def test_random_kills_then_a_rerun_lose_nothing_and_leave_nothing(tmp_path):
     lines: list[str] = []
-    r = _kill_soak().soak(tmp_path, pages=100, size=32, kills=6, seed=1, timeout=600,
-                          log=lines.append)
+    r = kill_soak.soak(tmp_path, pages=100, size=32, kills=6, seed=1, timeout=600,
+                    log=lines.append)
     # The soak stops killing once every page is done; a fast machine may finish the
     # 100 pages before the sixth kill (a CI run did at 60 pages after five).
     assert r.kills >= 4, "\n".join(lines)
