@@ -270,3 +270,17 @@ def small_print(rng: np.random.Generator, h: int = 137, w: int = 211) -> np.ndar
                 page[y : y + int(rng.integers(3, 7)), x : x + int(rng.integers(1, 4))] = \
                     rng.uniform(10, 80)
     return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def small_print_folder(folder: Path, n: int, seed: int = 32) -> dict[str, np.ndarray]:
+    """``folder`` made and filled with ``n`` small-print pages ``p0.png``... (heights
+    90, 97, ..., width 120, declared 100 DPI: small enough for ``upscale="auto"`` to
+    enlarge); returns them by name."""
+    from ocr_denoise.images import write_image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    pages = {f"p{i}.png": small_print(rng, 90 + 7 * i, 120) for i in range(n)}
+    for name, page in pages.items():
+        write_image(folder / name, page, dpi=(100, 100))
+    return pages

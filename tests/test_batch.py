@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO, noisy_page, small_print, wait_for, worker_pids, write_random_pages
+from helpers import REPO, noisy_page, small_print_folder, wait_for, worker_pids, write_random_pages
 from holders import Holder
 from PIL import Image
 
@@ -660,14 +660,8 @@ def test_run_options_keep_the_enlarger_as_a_str_and_travel_pickled(tmp_path, mix
 
 def test_a_folder_run_enlarges_with_the_enlarger_it_is_given_in_workers_too(
         tmp_path, mix_enlarger):
-    from ocr_denoise.images import write_image
-
-    rng = np.random.default_rng(32)
     src = tmp_path / "in"
-    src.mkdir()
-    pages = {f"p{i}.png": small_print(rng, 90 + 7 * i, 120) for i in range(3)}
-    for name, page in pages.items():
-        write_image(src / name, page, dpi=(100, 100))
+    pages = small_print_folder(src, 3)
     runs = {j: denoise_folder(src, tmp_path / f"out{j}", upscale="auto",
                               enlarger=mix_enlarger, jobs=j) for j in (1, 2)}
     assert runs[2].jobs == 2 and all(r.ok and len(r.done) == 3 for r in runs.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import small_print
+from helpers import small_print_folder
 
 pytest.importorskip("distributed")
 
@@ -127,12 +127,8 @@ def test_missing_model_stops_the_run_once_with_a_clear_error(client, tmp_path, r
 
 def test_cluster_enlarges_with_the_enlarger_it_is_given_as_a_local_run_does(
         client, tmp_path, mix_enlarger):
-    rng = np.random.default_rng(32)
     src = tmp_path / "scans"
-    src.mkdir()
-    pages = {f"p{i}.png": small_print(rng, 90 + 7 * i, 120) for i in range(4)}
-    for name, page in pages.items():
-        write_image(src / name, page, dpi=(100, 100))
+    pages = small_print_folder(src, 4)
     remote = denoise_folder(src, tmp_path / "cluster", upscale="auto", enlarger=mix_enlarger,
                             device="cpu", scheduler=client)
     local = denoise_folder(src, tmp_path / "local", upscale="auto", enlarger=mix_enlarger,
