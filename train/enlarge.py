@@ -174,7 +174,7 @@ def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: i
     ``history.json``. Returns (best model, history)."""
     import keras
 
-    from .fit import _read_progress, compile_for_training, run_callbacks, set_seeds
+    from .fit import _read_progress, compile_for_training, finish_run, run_callbacks, set_seeds
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,8 +201,4 @@ def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: i
                   validation_data=([X[:n_val], B[:n_val]], Y[:n_val]), epochs=cfg.epochs,
                   initial_epoch=done, batch_size=cfg.batch_size, shuffle=True,
                   callbacks=callbacks, verbose=verbose)
-    history: dict = {k: list(v) for k, v in past.items()}
-    history["cubic_val_rmse"] = cubic_rmse
-    history["seconds"] = time.time() - t0
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    return keras.models.load_model(out / "model.keras"), history
+    return finish_run(out, past, t0, cubic_val_rmse=cubic_rmse)

@@ -242,12 +242,7 @@ def fit(cfg: TrainConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
             model.fit(Xt, Yt, validation_data=(Xv, Yv), epochs=cfg.epochs,
                       initial_epoch=done, batch_size=cfg.batch_size, shuffle=True,
                       callbacks=callbacks, verbose=verbose)
-    history: dict = {k: list(v) for k, v in past.items()}
-    history["noisy_val_rmse"] = noisy_rmse
-    history["seconds"] = time.time() - t0
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    best = keras.models.load_model(out / "model.keras")
-    return best, history
+    return finish_run(out, past, t0, noisy_val_rmse=noisy_rmse)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -272,6 +267,20 @@ def run_callbacks(out: Path, cfg: RunConfig, progress: dict | None
     if progress and progress.get("best") is not None:
         ckpt.best = float(progress["best"])
     return done, past, [ckpt, _progress_callback(out, cfg, past, ckpt)]
+
+
+def finish_run(out: Path, past: dict[str, list[float]], t0: float, **figures: float
+               ) -> tuple[Any, dict]:
+    """Write ``history.json`` (the epochs' history, ``figures`` such as the untrained
+    baseline's RMSE, and the wall seconds since ``t0``) and return (the best model,
+    as ``model.keras`` holds it, and that history)."""
+    import keras
+
+    history: dict = {k: list(v) for k, v in past.items()}
+    history.update(figures)
+    history["seconds"] = time.time() - t0
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    return keras.models.load_model(out / "model.keras"), history
 
 
 def _read_progress(out: Path, cfg: RunConfig) -> dict | None:
