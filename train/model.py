@@ -121,14 +121,18 @@ def _space_to_depth(x, patch: int):
     return layers.Reshape((h, h, 4))(x)
 
 
-def _depth_to_space(x, patch: int):
-    """(N, P/2, P/2, 4) -> (N, P, P, 1), the inverse of :func:`_space_to_depth`."""
+def _depth_to_space(x, patch: int, prefix: str | None = None):
+    """(N, P/2, P/2, 4) -> (N, P, P, 1), the inverse of :func:`_space_to_depth`.
+    ``prefix`` names its layers (a model that grows a second one needs unique names)."""
     from keras import layers
 
+    def named(part: str) -> dict[str, str]:
+        return {} if prefix is None else {"name": f"{prefix}_{part}"}
+
     h = patch // 2
-    x = layers.Reshape((h, h, 2, 2))(x)
-    x = layers.Permute((1, 3, 2, 4))(x)
-    return layers.Reshape((patch, patch, 1))(x)
+    x = layers.Reshape((h, h, 2, 2), **named("blocks"))(x)
+    x = layers.Permute((1, 3, 2, 4), **named("order"))(x)
+    return layers.Reshape((patch, patch, 1), **named("page"))(x)
 
 
 def build_residual(patch: int = 28, width: int = 24, side_width: int = 48):
@@ -178,15 +182,11 @@ def scale_correction(model, lighten: float = 1.0, darken: float = 1.0):
     from keras import layers
 
     c = model.get_layer(CORRECTION).output
-    patch = int(model.inputs[0].shape[1])
-    h = patch // 2
     up = layers.ReLU(name="part_lighten")(c)
     down = layers.ReLU(name="part_darken")(layers.Rescaling(-1.0, name="part_flip")(c))
     c = layers.Add(name="part_sum")([layers.Rescaling(lighten, name="part_l")(up),
                                      layers.Rescaling(-darken, name="part_d")(down)])
-    c = layers.Reshape((h, h, 2, 2), name="part_r1")(c)
-    c = layers.Permute((1, 3, 2, 4), name="part_p")(c)
-    c = layers.Reshape((patch, patch, 1), name="part_r2")(c)
+    c = _depth_to_space(c, int(model.inputs[0].shape[1]), prefix="part")
     out = layers.Add(name="part_add")([model.inputs[0], c])
     out = layers.ReLU(max_value=1.0, name="part_clean")(out)
     return keras.Model(model.inputs[0], out, name=model.name)
