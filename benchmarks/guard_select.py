@@ -199,6 +199,11 @@ class Rule:
     grey_sharp: float = guard.GREY_SHARP
 
 
+#: The rule that keeps the model's output on every page.
+EVERYWHERE = Rule(smooth=0.0, noise=0.0, fine=0.0, noisy=0.0, stain=0.0, grey=0.0,
+                  grey_sharp=0.0, faint=2.0, min_text=0.0, faint_blur=float("inf"))
+
+
 class Table:
     """The recorded pages as arrays, so that a rule's outcome on all of them is a
     few numpy operations (the grid has tens of thousands of rules)."""
@@ -285,9 +290,7 @@ def choose(table: Table, grid: dict[str, list[float]] | None = None,
     the model on every page."""
     grid = GRID if grid is None else grid
     axes = [grid.get(f, [getattr(Rule(), f)]) for f in FIELDS]
-    everywhere = table.evaluate(Rule(smooth=0.0, noise=0.0, fine=0.0, noisy=0.0, stain=0.0,
-                                         grey=0.0, grey_sharp=0.0, faint=2.0, min_text=0.0,
-                                         faint_blur=float("inf")))
+    everywhere = table.evaluate(EVERYWHERE)
     # Real scans first (no real source worse than raw), then per-pixel cleaning as
     # good as the model's everywhere on NoisyOffice's train pairs (within
     # ``office_slack``). A

@@ -37,8 +37,7 @@ sys.path.insert(0, str(HERE))
 import guard_select as gs  # noqa: E402
 import real_scans  # noqa: E402
 
-EVERYWHERE = gs.Rule(smooth=0.0, noise=0.0, fine=0.0, noisy=0.0, stain=0.0, grey=0.0,
-                     grey_sharp=0.0, faint=2.0, min_text=0.0, faint_blur=float("inf"))
+EVERYWHERE = gs.EVERYWHERE
 
 
 def _key(row: dict) -> tuple[str, str, str]:
