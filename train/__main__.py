@@ -26,6 +26,10 @@ def add_config_args(p: argparse.ArgumentParser, only: tuple[str, ...] | None = N
             p.add_argument(name, nargs="*", default=[],
                            help="folders of real pages: their selection half gives paper "
                            "textures for --real-fraction pages")
+        elif f.name == "teacher_pages":
+            p.add_argument(name, nargs="*", default=[],
+                           help="folders of real pages: their selection half, with "
+                           "--teacher's output as targets, gives --teacher-patches")
         elif isinstance(f.default, bool):
             p.add_argument(name, type=lambda v: v.lower() in ("1", "true", "yes"),
                            default=f.default, help=f"true/false, default {f.default}")

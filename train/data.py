@@ -17,6 +17,13 @@ from ocr_denoise.flatten import flatten_page
 
 from . import real_damage, scans, synth
 
+#: Teachers for :func:`teacher_patches`: name -> what it makes of a uint8 page.
+#: ``nlmeans`` is OpenCV's non-local means with the usual settings (h=10, template 7,
+#: search 21), the classical baseline that made real archive pages read better.
+TEACHERS = {
+    "nlmeans": lambda page: cv2.fastNlMeansDenoising(page, None, 10, 7, 21),
+}
+
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
 
@@ -194,6 +201,39 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
             noisy = flatten_page(noisy)
         X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction,
                               mark_fraction, context)
+        Xs.append(X)
+        Ys.append(Y)
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    keep = rng.permutation(len(X))[:n]
+    return X[keep], Y[keep]
+
+
+def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
+                    ink_fraction: float = 0.7, teacher: str = "nlmeans"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs (real page, what ``teacher`` makes of it) spread evenly over
+    the *selection* pages under ``folders`` (``real_damage.split_of``: report pages are
+    never read). X and Y are (n, P, P) float32 in [0, 1], white = 1.
+
+    Why: real pages have no clean targets, but a filter measured to make them read
+    better (``TEACHERS``) gives a target for each; a model taught it on the pages
+    themselves learns their damage, not a formula of it, and runs at the model's cost
+    rather than the filter's. Ink centres (``ink_fraction``) are the teacher's dark
+    pixels."""
+    if teacher not in TEACHERS:
+        raise ValueError(f"unknown teacher {teacher!r}; known: {', '.join(TEACHERS)}")
+    pages = real_damage.selection_images(folders)
+    if not pages:
+        raise ValueError(f"no selection pages in {', '.join(map(str, folders))}")
+    per = max(1, -(-n // len(pages)))
+    Xs, Ys = [], []
+    for p in pages:
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise ValueError(f"{p}: not a readable image")
+        target = TEACHERS[teacher](img).astype(np.float32) / 255.0
+        X, Y = sample_patches(img.astype(np.float32) / 255.0, target, per, rng, patch,
+                              ink_fraction)
         Xs.append(X)
         Ys.append(Y)
     X, Y = np.concatenate(Xs), np.concatenate(Ys)

@@ -65,6 +65,11 @@ class TrainConfig:
     soft_targets: bool = False
     # soft targets keep the damaged paper's level: grain and noise go, brightness stays
     keep_paper: bool = False
+    # real pages (their selection half) taught by a classical filter (data.TEACHERS):
+    # patches of the page in, the filter's output as the target
+    teacher: str = "nlmeans"
+    teacher_pages: list[str] = field(default_factory=list)
+    teacher_patches: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -116,6 +121,9 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                          damage_fraction=cfg.damage_fraction,
                                          mark_fraction=cfg.mark_fraction,
                                          context=cfg.context))
+    if cfg.teacher_pages and cfg.teacher_patches:
+        parts.append(data.teacher_patches(cfg.teacher_pages, cfg.teacher_patches, rng,
+                                          cfg.patch, cfg.ink_fraction, cfg.teacher))
     if not parts:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
     # Shuffled as concatenate-then-permute would, but each part is scattered straight
