@@ -41,6 +41,8 @@ RULES: Mapping[str, str] = {
     "grey": "grey damage away from the ink (bleed-through, crumples)",
     "faint": "faint ink the model restores",
     "no-damage": "none of the damage the model removes",
+    "light": "a quiet page the model leaves, sent to the light model (Denoiser(light=...))",
+    "light-no": "a quiet page the model leaves that the light model does not suit either",
     "noisy": "a very noisy page: the model's output is kept",
     "small-text": "text smaller than the model learnt",
     "text-size": "text the size the model learnt",
@@ -56,7 +58,9 @@ class Plan:
     ``upscale``). ``model``: whether the model runs. ``rule`` / ``reason``: why,
     as a ``RULES`` name and in words with the measured values.
     ``measurements``: the guard's measurements of the page (``guard.PageStats``
-    as a name -> float mapping; empty with the guard off).
+    as a name -> float mapping; empty with the guard off). ``light``: the
+    model that runs is the ``Denoiser``'s light model (``Denoiser(light=...)``,
+    rule ``light``: a page the main model leaves), not its own; no check follows it.
     """
 
     scale: int
@@ -64,6 +68,7 @@ class Plan:
     rule: str
     reason: str
     measurements: Mapping[str, float] = field(default_factory=dict)
+    light: bool = False
 
 
 @dataclass(frozen=True)
