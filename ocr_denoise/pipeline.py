@@ -26,6 +26,13 @@ one function each:
      stains, grey damage, ink) and decides whether the model runs
      (``guard.before``); a page it leaves comes out as it came in, as 8-bit
      grey (``passthrough``).
+   - ``light_plan``: a page the guard leaves for having no damage (rule
+     ``no-damage``) goes to the ``Denoiser``'s light model
+     (``Denoiser(light=...)``) where ``guard.light`` says so: v8 erodes the
+     letters of such pages, a residual model that starts as the identity does
+     no harm there. The stages below then run with the light model (its own
+     flattening and context) and no after-check; the record says ``denoised``,
+     rule ``light``.
 3. ``gray_rows``: the page as float32 gray in [0, 1], white = 1, produced one
    band of rows at a time, so no page-sized float copy is ever held.
 4. ``flatten``: when the model asks (metadata ``preprocess=flatten-v1``), the
@@ -129,6 +136,10 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     (the caller scales the DPI), and its ``decision.PageRecord``: what was done
     (denoised, left as it came, enlarged) and why.
 
+    With a light model (``Denoiser(light=...)``, read with ``getattr``), a page
+    the guard leaves for having no damage may be denoised by that model instead
+    of coming out as it came (``light_plan``; the record's rule ``light``).
+
     The decisions come first, as a ``decision.Plan`` (``plan``); the stages
     after it carry the plan out, and one check after the model may still hand
     the page back (``check``). Raises ``PageError`` / ``PageTypeError`` for an
@@ -152,7 +163,8 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     # The output first: a page too large for the memory left fails here, with a
     # MemoryError, before any work (not inside OpenCV with one of its own errors).
     out = np.empty((work_spec.height, work_spec.width), dtype=np.uint8)
-    the_plan, levels = plan(img, page, work, work_spec, factor, scanned, guard)
+    the_plan, levels = plan(img, page, work, work_spec, factor, scanned, guard,
+                            light_model(denoiser))
     guard_name = page_guard.NAME if guard else None
     # A page handed back comes out as it came in: enlarged when the plan enlarged
     # it, else at its own size (not the rescaled work).
@@ -161,13 +173,16 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
         result = passthrough(back, back_spec, out)
         return result, record(the_plan, kept=False, guard=guard_name,
                               seconds=time.perf_counter() - t0)
+    runner = light_model(denoiser) if the_plan.light else denoiser
+    assert runner is not None, "a light plan is made only for a Denoiser with a light model"
     source = gray_rows(work, work_spec)
     if levels is None:
-        levels = page_levels(source, denoiser, guard)
-    rows = flatten(source, denoiser, levels)
-    windows = context(rows, denoiser)
-    tile_infer_stitch(rows, windows, denoiser, out)
-    verdict = check(the_plan, source, out) if guard else None
+        levels = page_levels(source, runner, guard)
+    rows = flatten(source, runner, levels)
+    windows = context(rows, runner)
+    tile_infer_stitch(rows, windows, runner, out)
+    # The after-check judges the main model; the light model's output is kept.
+    verdict = check(the_plan, source, out) if guard and not the_plan.light else None
     kept = verdict is None or verdict.apply
     result = restore(out, work_spec if the_plan.scale > 1 else page) if kept \
         else passthrough(back, back_spec, out)
@@ -256,7 +271,7 @@ def working_page(img: np.ndarray, page: PageSpec, dpi: object,
 
 
 def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec, factor: int,
-         scanned: Measured | None, guard: bool
+         scanned: Measured | None, guard: bool, light: Denoiser | None = None
          ) -> tuple[Plan, page_flatten.PageLevels | None]:
     """Stage 2b, the decisions: the ``Plan`` for a page (``img``, described by
     ``page``) whose work is done on ``work`` (``working_page``, enlarged
@@ -266,6 +281,8 @@ def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec,
 
     The guard judges an enlarged page as scanned: interpolation's grey edges
     are not damage (measured: a clean page enlarged read as grey-damaged).
+    ``light``: the ``Denoiser``'s light model, if it has one: a page of its own
+    size the guard leaves for having no damage may go to it (``light_plan``).
     """
     levels = None
     if factor > 1:
@@ -285,8 +302,43 @@ def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec,
     logger.debug("%s on a %dx%d page: %s (%s)", page_guard.NAME, work_spec.width,
                  work_spec.height, "model" if decision.apply else "page left as it is",
                  decision.reason)
+    if (light is not None and factor == 1 and not decision.apply
+            and decision.rule == "no-damage"):
+        return light_plan(light, work, work_spec, stats, levels, decision), levels
     return Plan(factor, decision.apply, decision.rule, decision.reason,
                 dataclasses.asdict(stats)), levels
+
+
+def light_model(denoiser: Denoiser) -> Denoiser | None:
+    """The ``Denoiser``'s light model (``Denoiser(light=...)``, read with
+    ``getattr``; absent: None)."""
+    return getattr(denoiser, "light", None)
+
+
+def light_plan(light: Denoiser, work: np.ndarray, work_spec: PageSpec,
+               stats: page_guard.PageStats, levels: page_flatten.PageLevels | None,
+               left: page_guard.Decision) -> Plan:
+    """Stage 2c, the light route: the plan of a page the guard leaves for having
+    no damage (``left``, rule ``no-damage``), given the ``Denoiser``'s light
+    model. v8 erodes the letters of such pages, so the main model does not run
+    there; a residual model that starts as the identity does no harm and may
+    help. ``guard.light`` decides from the measurements and the text height of
+    ``work`` as the light model reads it (flattened if it asks; sampled, and
+    only measured when the cheaper checks passed). Where it applies: the light
+    model runs (``Plan.light``), rule ``light``, the reason naming the model.
+    Where not: the page is left, rule ``no-damage``, the guard's reason followed
+    by why the light model was not run either."""
+    rows = flatten(gray_rows(work, work_spec), light, levels)
+    decision = page_guard.light(
+        stats, lambda: page_guard.text_height(rows.read, rows.height, rows.width))
+    logger.debug("%s light route: %s (%s)", page_guard.NAME,
+                 "light model" if decision.apply else "page left as it is", decision.reason)
+    measured = dataclasses.asdict(stats)
+    if not decision.apply:
+        return Plan(1, False, left.rule, f"{left.reason}; {decision.reason}", measured)
+    name = getattr(light, "model_path", "the light model")
+    return Plan(1, True, decision.rule, f"{decision.reason}: denoised by the light model "
+                f"{name}", measured, light=True)
 
 
 def check(the_plan: Plan, source: Rows, out: np.ndarray) -> page_guard.Decision:

@@ -43,12 +43,14 @@ from .errors import (
 from .model import (
     BASE_INPUT,
     CONTEXT_INPUT,
+    DEFAULT_MODEL,
     SHIPPED_MODELS,
     ModelSpec,
     check_interface,
     is_shipped_model,
     read_model_bytes,
     resolve_model,
+    shipped_name,
 )
 from .parallel import map_ordered
 from .tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SKIP_WHITE
@@ -154,6 +156,29 @@ def enlarger_arg(value: object) -> str | os.PathLike[str] | None:
         return ENLARGE_MODEL if ENLARGE_MODEL in SHIPPED_MODELS else None
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise SettingsTypeError(f"enlarger must be 'auto', a model's name or path, or None, "
+                                f"got {type(value).__name__}")
+    return value
+
+
+#: The shipped light model ``light="auto"`` takes, when the package ships it: the
+#: model for the pages the guard leaves (``Denoiser(light=...)``).
+LIGHT_MODEL = "light"
+
+
+def light_arg(value: object,
+              model_path: str | os.PathLike[str]) -> str | os.PathLike[str] | None:
+    """``light`` resolved for a ``Denoiser`` whose model is ``model_path``:
+    ``"auto"`` is the shipped ``LIGHT_MODEL`` when the package ships one and
+    ``model_path`` is the shipped default denoiser (the light model was chosen
+    beside that one, not beside a user's model), else None; None stays None; a
+    path or a model's name is kept. A ``SettingsTypeError`` naming ``light`` and
+    what was given otherwise."""
+    if isinstance(value, str) and value == "auto":
+        if LIGHT_MODEL in SHIPPED_MODELS and shipped_name(model_path) == DEFAULT_MODEL:
+            return LIGHT_MODEL
+        return None
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise SettingsTypeError(f"light must be 'auto', a model's name or path, or None, "
                                 f"got {type(value).__name__}")
     return value
 
@@ -342,6 +367,22 @@ class Denoiser:
         (``upscale`` enlarges by bicubic interpolation, as before). Built with
         this ``Denoiser``'s device, batch size, overlap and threads, every patch
         through the model (no ``skip_white``), as ``self.enlarger``.
+    light:
+        The model for the pages the guard leaves (rule ``no-damage``): the
+        shipped v8 model erodes the letters of pages without heavy damage, so
+        the guard does not run it there; a residual model that starts as the
+        identity does no harm on such pages and may help archive pages. A page
+        the guard leaves goes to it where ``guard.light`` says so (quiet paper,
+        sharp text of a size it reads; not smooth or faint blurred pages, not
+        enlarged pages, never with ``guard=False``), and comes out as its output
+        (no after-check; record rule ``light``). It has a denoiser's interface
+        (scale 1). The name of a shipped model or a path; ``"auto"`` (the
+        default): the shipped one called ``"light"`` when the package ships it
+        and this ``Denoiser``'s model is the shipped default, else none;
+        ``None``: none (pages the guard leaves come out as they came in). Built
+        with this ``Denoiser``'s device, batch size, overlap and threads,
+        ``skip_white="auto"`` (resolved for the light model itself), as
+        ``self.light``.
 
     Raises ``ModelError`` (a ``ValueError``; ``ModelNotFoundError`` is also a
     ``FileNotFoundError``) if the model is missing, damaged or does not fit,
@@ -359,6 +400,7 @@ class Denoiser:
         threads: int | None = None,
         skip_white: float | str | None = "auto",
         enlarger: str | os.PathLike[str] | None = "auto",
+        light: str | os.PathLike[str] | None = "auto",
     ) -> None:
         model = model_arg(model)
         self.model_path = resolve_model(model)
@@ -369,6 +411,7 @@ class Denoiser:
                                     f"{overlap!r}")
         self.overlap = int(overlap)
         self.threads = None if threads is None else positive_int("threads", threads)
+        light_which = light_arg(light, self.model_path)  # a bad type fails before any work
         self.skip_white = white_level(skip_white, is_shipped_model(self.model_path))
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
@@ -387,6 +430,16 @@ class Denoiser:
                 raise SettingsError(f"enlarger={enlarger!r}: {self.enlarger.model_path} is "
                                     "not an enlargement model (its metadata records no "
                                     "scale >= 2)")
+        self.light: Denoiser | None = None
+        if light_which is not None:
+            self.light = Denoiser(light_which, device=device, batch_size=batch_size,
+                                  overlap=overlap, threads=threads, skip_white="auto",
+                                  enlarger=None, light=None)
+            if self.light.interface.scale != 1:
+                raise SettingsError(f"light={light!r}: {self.light.model_path} is not a "
+                                    "denoiser (its metadata records scale="
+                                    f"{self.light.interface.scale}; the light model must "
+                                    "keep the page's size, scale 1)")
 
     # -- pickling: settings travel, the session never does ---------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -398,6 +451,7 @@ class Denoiser:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("skip_white", None)  # pickled before 0.2.0: the model on every patch
         state.setdefault("enlarger", None)
+        state.setdefault("light", None)  # pickled before the light model: none
         self.__dict__.update(state)
         self._lock = threading.Lock()
         _instances.add(self)
@@ -408,7 +462,8 @@ class Denoiser:
             f"batch_size={self.batch_size}, overlap={self.overlap}, "
             f"skip_white={self.skip_white}"
             + ("" if self.enlarger is None else
-               f", enlarger={str(self.enlarger.model_path)!r}") + ")"
+               f", enlarger={str(self.enlarger.model_path)!r}")
+            + ("" if self.light is None else f", light={str(self.light.model_path)!r}") + ")"
         )
 
     # -- session ---------------------------------------------------------------

@@ -42,6 +42,17 @@ def lighten_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def darken_model(tmp_path_factory) -> Path:
+    """A real model that changes every pixel visibly, white paper too: y = max(x - 0.2,
+    0) (a light model whose work shows everywhere; scale 1, 28 x 28 patches)."""
+    return make_onnx_graph_model(
+        tmp_path_factory.mktemp("models") / "darken.onnx",
+        [node("Sub", ["x", "d"], ["s"]), node("Max", ["s", "zero"], ["y"])],
+        ["N", 28, 28, 1], ["N", 28, 28, 1],
+        initializers=[scalar("d", 0.2), scalar("zero", 0.0)])
+
+
+@pytest.fixture(scope="session")
 def zero_enlarger(tmp_path_factory) -> Path:
     """A real 2x enlargement model that returns its cubic base: an untrained one."""
     return enlarger_model(tmp_path_factory.mktemp("models") / "zero.onnx", "zero")
