@@ -126,6 +126,8 @@ METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "upscale-model",
 #: Where ``upscale-learned`` finds its enlargement model (``--enlarger``), read in the
 #: workers: the environment reaches them however the pool starts them.
 ENLARGER_ENV = "REAL_SCANS_ENLARGER"
+#: Where the denoised methods find the light model (``--light``), likewise.
+LIGHT_ENV = "REAL_SCANS_LIGHT"
 DEFAULT_METHODS = ["raw", "denoised", "unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
 #: The classical baselines, against the best of which (per source) a method is compared.
 CLASSICAL = ["unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
@@ -280,9 +282,11 @@ _denoise_cache: dict[str, Denoiser] = {}
 def _denoiser(model: str | None) -> Denoiser:
     from ocr_denoise import Denoiser
 
-    key = model or ""
+    light = os.environ.get(LIGHT_ENV, "auto")
+    key = f"{model or ''}|{light}"
     if key not in _denoise_cache:
-        _denoise_cache[key] = Denoiser(model, device="cpu", threads=1)
+        _denoise_cache[key] = Denoiser(model, device="cpu", threads=1,
+                                       light=None if light == "none" else light)
     return _denoise_cache[key]
 
 
@@ -604,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="ONNX model for the denoised methods")
     ap.add_argument("--enlarger", default="auto",
                     help="enlargement model (name or path) for upscale-learned")
+    ap.add_argument("--light", default="auto",
+                    help="light model (name, path, auto or none) the denoised methods route "
+                    "quiet pages to (Denoiser(light=...))")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=None, help="write the summaries and every page's scores")
     args = ap.parse_args(argv)
@@ -616,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     if "raw" not in methods:
         methods.insert(0, "raw")
     os.environ[ENLARGER_ENV] = args.enlarger
+    os.environ[LIGHT_ENV] = args.light
     known = sources(Path(args.data))
     names = list(dict.fromkeys(n for n in args.sources.split(",") if n))
     if not names or set(names) - set(known):
