@@ -41,8 +41,8 @@ RULES: Mapping[str, str] = {
     "grey": "grey damage away from the ink (bleed-through, crumples)",
     "faint": "faint ink the model restores",
     "no-damage": "none of the damage the model removes",
-    "light": "a quiet page the model leaves, sent to the light model (Denoiser(light=...))",
-    "light-no": "a quiet page the model leaves that the light model does not suit either",
+    "light": "grainy paper, not noisy: sent to the light model (Denoiser(light=...))",
+    "light-no": "not for the light model (its reason is added to the guard's)",
     "noisy": "a very noisy page: the model's output is kept",
     "small-text": "text smaller than the model learnt",
     "text-size": "text the size the model learnt",
@@ -60,7 +60,8 @@ class Plan:
     ``measurements``: the guard's measurements of the page (``guard.PageStats``
     as a name -> float mapping; empty with the guard off). ``light``: the
     model that runs is the ``Denoiser``'s light model (``Denoiser(light=...)``,
-    rule ``light``: a page the main model leaves), not its own; no check follows it.
+    rule ``light``: grainy paper the guard sends there first), not its own; no
+    check follows it.
     """
 
     scale: int

@@ -82,12 +82,13 @@ The rule, with thresholds chosen on selection pages only
    left as it is: the model learnt x-heights of 10-40 px and erases the
    hairlines of smaller letters; ``upscale="auto"`` enlarges such pages first.
 3. ``light``: where the ``Denoiser`` has a light model (``Denoiser(light=...)``),
-   a page ``before`` left for having no damage (rule ``no-damage``; not smooth nor
-   faint blurred pages) goes to it when its paper is quiet (``noise <
-   LIGHT_MAX_NOISE``), it is sharp (``detail >= LIGHT_MIN_DETAIL``) and its text
-   is at least ``LIGHT_MIN_TEXT`` px. The light model is a residual model that
-   starts as the identity: on such pages it does no harm where v8 erodes letters,
-   and it may help archive pages. First guesses, not yet chosen on selection pages.
+   a page that is not smooth goes to it, before any of rule 1's damage is
+   looked at, when its paper is grainy but not noisy (``LIGHT_FINE_NOISE <=
+   fine_noise`` and ``noise < LIGHT_MAX_NOISE``): the paper texture, ribbon ink
+   and JPEG grain of real archive pages and phone captures, where a model taught
+   non-local means on real pages made archive pages read better and v8 eroded
+   letters. Very noisy pages stay v8's. Chosen on the selection pages of every
+   real source (docs/model-history.md, "Teaching non-local means").
 
 Cost: the noise, detail, grey and text-height measurements read at most about
 ``SAMPLE_PIXELS`` pixels (bands of rows spread over a larger page), and the
@@ -169,17 +170,17 @@ UPSCALE_BELOW = 14.0
 #: Whether a page ``upscale`` enlarged goes to the model even when it shows no damage
 #: the model removes (the model then sharpens the interpolated small print).
 ENLARGED = False
-# The light route (``Denoiser(light=...)``): which of the pages ``before`` leaves with
-# no damage (rule "no-damage") go to the light model, a residual model that starts as
-# the identity. First guesses, to be chosen on selection pages like the rest.
-#: Paper noise (gray levels) below which a page is quiet enough for the light model.
+# The light route (``Denoiser(light=...)``): which pages go to the light model, a
+# residual model that starts as the identity, before rule 1 looks at their damage.
+# Chosen on the selection pages of every real source: with the light model asked
+# first, no source read worse and archive pages read better (docs/model-history.md).
+#: Paper noise (gray levels) below which a page may go to the light model; noisier
+#: pages (specks, heavy noise, dither) are the main model's.
 LIGHT_MAX_NOISE = 6.0
-#: Detail (``PageStats.detail``) a page needs for the light model: sharp enough that
-#: its letters are there to keep (a soft page has little for a light touch to help).
-LIGHT_MIN_DETAIL = 1.0
-#: Text height (px, of the page as the model sees it) the light model needs: it
-#: learnt body text; smaller letters are where a model erodes hairlines.
-LIGHT_MIN_TEXT = 16.0
+#: Fine paper noise (``PageStats.fine_noise``: grain, ribbon and JPEG texture) at or
+#: above which a page goes to the light model. Real 90-DPI forms 0.04-0.18 (none
+#: taken); grainy typewritten archive pages 1.3-5.9; clean rendered text 0.
+LIGHT_FINE_NOISE = 1.5
 #: Pixels ``upscale="auto"`` reads for its text height (more than the guard's: it
 #: decides the output's size, and was chosen on whole 0.8-Mpx pages).
 UPSCALE_SAMPLE_PIXELS = 2_000_000
@@ -371,28 +372,19 @@ def before(stats: PageStats, enlarged: bool = False) -> Decision:
                            f"ink {stats.ink:.2f})", "no-damage")
 
 
-def light(stats: PageStats, text_height: Callable[[], float | None]) -> Decision:
-    """Whether a page the main model does not run on (``before`` said
-    ``no-damage``) goes to the light model (``Denoiser(light=...)``), from its
-    measurements and its text height (a function, called only when the cheaper
-    checks passed): quiet paper (``noise < LIGHT_MAX_NOISE``), sharp
-    (``detail >= LIGHT_MIN_DETAIL``), text at least ``LIGHT_MIN_TEXT`` px.
-    Rule ``light`` where it goes, ``light-no`` otherwise; the reason gives the
-    values measured."""
-    why = None
+def light(stats: PageStats) -> Decision:
+    """Whether a page goes to the light model (``Denoiser(light=...)``) rather than
+    to ``before``'s rules: grainy paper (``fine_noise >= LIGHT_FINE_NOISE``) that
+    is not noisy (``noise < LIGHT_MAX_NOISE``). Rule ``light`` where it goes,
+    ``light-no`` otherwise; the reason gives the values measured. The pipeline
+    asks only about pages that are not smooth (``detail >= SMOOTH``)."""
     if stats.noise >= LIGHT_MAX_NOISE:
         why = f"noise {stats.noise:.1f} >= {LIGHT_MAX_NOISE}"
-    elif stats.detail < LIGHT_MIN_DETAIL:
-        why = f"detail {stats.detail:.2f} < {LIGHT_MIN_DETAIL}"
+    elif stats.fine_noise < LIGHT_FINE_NOISE:
+        why = f"fine noise {stats.fine_noise:.2f} < {LIGHT_FINE_NOISE}"
     else:
-        height = text_height()
-        if height is None:
-            why = "no text height (too few letters)"
-        elif height < LIGHT_MIN_TEXT:
-            why = f"text {height:.0f} px < {LIGHT_MIN_TEXT:.0f}"
-        else:
-            return Decision(True, f"a quiet page for the light model (noise {stats.noise:.1f}, "
-                                  f"detail {stats.detail:.2f}, text {height:.0f} px)", "light")
+        return Decision(True, f"grainy paper for the light model (fine noise "
+                              f"{stats.fine_noise:.2f}, noise {stats.noise:.1f})", "light")
     return Decision(False, f"not for the light model ({why})", "light-no")
 
 

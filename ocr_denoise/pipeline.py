@@ -26,11 +26,11 @@ one function each:
      stains, grey damage, ink) and decides whether the model runs
      (``guard.before``); a page it leaves comes out as it came in, as 8-bit
      grey (``passthrough``).
-   - ``light_plan``: a page the guard leaves for having no damage (rule
-     ``no-damage``) goes to the ``Denoiser``'s light model
-     (``Denoiser(light=...)``) where ``guard.light`` says so: v8 erodes the
-     letters of such pages, a residual model that starts as the identity does
-     no harm there. The stages below then run with the light model (its own
+   - ``light_route``, asked first where the ``Denoiser`` has a light model
+     (``Denoiser(light=...)``): a page with grainy paper that is not noisy
+     (``guard.light``) goes to the light model instead (v8 erodes the letters
+     of such pages; a model taught non-local means on real pages helped
+     archive pages). The stages below then run with the light model (its own
      flattening and context) and no after-check; the record says ``denoised``,
      rule ``light``.
 3. ``gray_rows``: the page as float32 gray in [0, 1], white = 1, produced one
@@ -137,8 +137,8 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     (denoised, left as it came, enlarged) and why.
 
     With a light model (``Denoiser(light=...)``, read with ``getattr``), a page
-    the guard leaves for having no damage may be denoised by that model instead
-    of coming out as it came (``light_plan``; the record's rule ``light``).
+    with grainy paper that is not noisy is denoised by that model instead
+    (``light_route``; the record's rule ``light``).
 
     The decisions come first, as a ``decision.Plan`` (``plan``); the stages
     after it carry the plan out, and one check after the model may still hand
@@ -282,7 +282,7 @@ def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec,
     The guard judges an enlarged page as scanned: interpolation's grey edges
     are not damage (measured: a clean page enlarged read as grey-damaged).
     ``light``: the ``Denoiser``'s light model, if it has one: a page of its own
-    size the guard leaves for having no damage may go to it (``light_plan``).
+    size with grainy paper that is not noisy goes to it (``light_route``).
     """
     levels = None
     if factor > 1:
@@ -298,14 +298,19 @@ def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec,
         return Plan(factor, True, "guard-off",
                     "the guard is off: the model runs on every page"), levels
     stats = scanned[0]
+    routed = light_route(light, stats, factor)
+    if routed is not None and routed.apply:
+        name = getattr(light, "model_path", "the light model")
+        return Plan(1, True, routed.rule, f"{routed.reason}: denoised by the light model "
+                    f"{name}", dataclasses.asdict(stats), light=True), levels
     decision = page_guard.before(stats, enlarged=factor > 1)
     logger.debug("%s on a %dx%d page: %s (%s)", page_guard.NAME, work_spec.width,
                  work_spec.height, "model" if decision.apply else "page left as it is",
                  decision.reason)
-    if (light is not None and factor == 1 and not decision.apply
-            and decision.rule == "no-damage"):
-        return light_plan(light, work, work_spec, stats, levels, decision), levels
-    return Plan(factor, decision.apply, decision.rule, decision.reason,
+    reason = decision.reason
+    if routed is not None and decision.rule == "no-damage":
+        reason = f"{reason}; {routed.reason}"
+    return Plan(factor, decision.apply, decision.rule, reason,
                 dataclasses.asdict(stats)), levels
 
 
@@ -315,30 +320,19 @@ def light_model(denoiser: Denoiser) -> Denoiser | None:
     return getattr(denoiser, "light", None)
 
 
-def light_plan(light: Denoiser, work: np.ndarray, work_spec: PageSpec,
-               stats: page_guard.PageStats, levels: page_flatten.PageLevels | None,
-               left: page_guard.Decision) -> Plan:
-    """Stage 2c, the light route: the plan of a page the guard leaves for having
-    no damage (``left``, rule ``no-damage``), given the ``Denoiser``'s light
-    model. v8 erodes the letters of such pages, so the main model does not run
-    there; a residual model that starts as the identity does no harm and may
-    help. ``guard.light`` decides from the measurements and the text height of
-    ``work`` as the light model reads it (flattened if it asks; sampled, and
-    only measured when the cheaper checks passed). Where it applies: the light
-    model runs (``Plan.light``), rule ``light``, the reason naming the model.
-    Where not: the page is left, rule ``no-damage``, the guard's reason followed
-    by why the light model was not run either."""
-    rows = flatten(gray_rows(work, work_spec), light, levels)
-    decision = page_guard.light(
-        stats, lambda: page_guard.text_height(rows.read, rows.height, rows.width))
+def light_route(light: Denoiser | None, stats: page_guard.PageStats,
+                factor: int) -> page_guard.Decision | None:
+    """Stage 2b, first question: whether the ``Denoiser``'s light model takes the
+    page (``guard.light``: grainy paper, not noisy), asked before the main model's
+    rules. None where it is not asked: no light model, an enlarged page (the light
+    model learnt pages as scanned), or a smooth one (``detail < guard.SMOOTH``:
+    left, whatever model)."""
+    if light is None or factor != 1 or stats.detail < page_guard.SMOOTH:
+        return None
+    decision = page_guard.light(stats)
     logger.debug("%s light route: %s (%s)", page_guard.NAME,
-                 "light model" if decision.apply else "page left as it is", decision.reason)
-    measured = dataclasses.asdict(stats)
-    if not decision.apply:
-        return Plan(1, False, left.rule, f"{left.reason}; {decision.reason}", measured)
-    name = getattr(light, "model_path", "the light model")
-    return Plan(1, True, decision.rule, f"{decision.reason}: denoised by the light model "
-                f"{name}", measured, light=True)
+                 "light model" if decision.apply else "not taken", decision.reason)
+    return decision
 
 
 def check(the_plan: Plan, source: Rows, out: np.ndarray) -> page_guard.Decision:
