@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"model changes: one tesseract run per page instead of eight")
     ap.add_argument("--enlarger", default="auto",
                     help="enlargement model (name or path) for the 'enlarged' column")
+    ap.add_argument("--light", default="auto",
+                    help="light model (name, path, auto or none) for grainy pages "
+                    "(Denoiser(light=...))")
     ap.add_argument("--workers", type=int, default=2, help="parallel tesseract processes")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--no-guard", action="store_true",
@@ -322,12 +325,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"got {args.skip_white!r}")
     try:
         den = Denoiser(args.model, device="cpu", skip_white=skip, enlarger=args.enlarger,
+                       light=None if args.light == "none" else args.light,
                        **({} if args.overlap is None else {"overlap": args.overlap}))
     except SettingsError as e:
         ap.error(str(e))
     if args.no_guard:  # the model on every page (what it does where the guard stops it)
         den.denoise = functools.partial(den.denoise, guard=False)  # type: ignore[method-assign]
     print(f"model: {den.model_path}" + (" (no guard)" if args.no_guard else "")
+          + ("" if den.light is None else f", light {den.light.model_path}")
           + f", skip_white {den.skip_white}")
     out: dict = {}
     t0 = time.time()
