@@ -161,7 +161,7 @@ def enlarger_arg(value: object) -> str | os.PathLike[str] | None:
 
 
 #: The shipped light model ``light="auto"`` takes, when the package ships it: the
-#: model for the pages the guard leaves (``Denoiser(light=...)``).
+#: model for grainy pages that are not noisy (``Denoiser(light=...)``).
 LIGHT_MODEL = "light"
 
 
@@ -368,18 +368,17 @@ class Denoiser:
         this ``Denoiser``'s device, batch size, overlap and threads, every patch
         through the model (no ``skip_white``), as ``self.enlarger``.
     light:
-        The model for the pages the guard leaves (rule ``no-damage``): the
-        shipped v8 model erodes the letters of pages without heavy damage, so
-        the guard does not run it there; a residual model that starts as the
-        identity does no harm on such pages and may help archive pages. A page
-        the guard leaves goes to it where ``guard.light`` says so (quiet paper,
-        sharp text of a size it reads; not smooth or faint blurred pages, not
-        enlarged pages, never with ``guard=False``), and comes out as its output
-        (no after-check; record rule ``light``). It has a denoiser's interface
-        (scale 1). The name of a shipped model or a path; ``"auto"`` (the
-        default): the shipped one called ``"light"`` when the package ships it
-        and this ``Denoiser``'s model is the shipped default, else none;
-        ``None``: none (pages the guard leaves come out as they came in). Built
+        A second model for pages with grainy paper that is not noisy (real
+        archive pages, ribbon ink, JPEG grain): the shipped v8 model erodes the
+        letters of such pages, while a residual model taught non-local means on
+        real pages made archive pages read better (docs/model-history.md). A page
+        goes to it where ``guard.light`` says so, asked before the main model's
+        damage rules (not smooth pages, not enlarged pages, never with
+        ``guard=False``), and comes out as its output (no after-check; record
+        rule ``light``). It has a denoiser's interface (scale 1). The name of a
+        shipped model or a path; ``"auto"`` (the default): the shipped one called
+        ``"light"`` when the package ships it and this ``Denoiser``'s model is
+        the shipped default, else none (none ships yet); ``None``: none. Built
         with this ``Denoiser``'s device, batch size, overlap and threads,
         ``skip_white="auto"`` (resolved for the light model itself), as
         ``self.light``.
