@@ -431,9 +431,12 @@ class Denoiser:
                                     "scale >= 2)")
         self.light: Denoiser | None = None
         if light_which is not None:
-            self.light = Denoiser(light_which, device=device, batch_size=batch_size,
-                                  overlap=overlap, threads=threads, skip_white="auto",
-                                  enlarger=None, light=None)
+            try:
+                self.light = Denoiser(light_which, device=device, batch_size=batch_size,
+                                      overlap=overlap, threads=threads, skip_white="auto",
+                                      enlarger=None, light=None)
+            except ModelError as e:  # missing, damaged, does not fit: say which option
+                raise type(e)(f"light={light!r}: {e}") from e
             if self.light.interface.scale != 1:
                 raise SettingsError(f"light={light!r}: {self.light.model_path} is not a "
                                     "denoiser (its metadata records scale="

@@ -261,3 +261,12 @@ def test_a_denoiser_pickled_before_the_light_model_has_none(lighten_model):
     old = Denoiser.__new__(Denoiser)
     old.__setstate__(state)
     assert old.light is None and "light=" not in repr(old)
+
+
+def test_a_missing_light_model_is_refused_naming_the_option_and_the_file(lighten_model,
+                                                                        tmp_path):
+    from ocr_denoise.errors import ModelNotFoundError
+
+    missing = tmp_path / "gone.onnx"
+    with pytest.raises(ModelNotFoundError, match=r"light=.*gone\.onnx.*gone\.onnx"):
+        Denoiser(lighten_model, device="cpu", light=missing)
