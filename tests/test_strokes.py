@@ -1,7 +1,8 @@
 """The shipped model keeps letters as printed: clean text in, the same strokes out.
 
 Rendered clean text at x-heights 8-30 px, through ``denoise_page`` with the guard off
-(the model itself on every pixel): the output's ink share stays within a few percent
+(the model itself on every pixel; the pages are ``benchmarks/strokes.py``'s, which
+prints the same figures for any model): the output's ink share stays within a few percent
 of the input's (an autoencoder that redraws letters bold, as v8 did, adds 10-40%),
 and tesseract reads the output as well as the input (issue "A denoiser that helps
 real pages", must-show 3). The residual candidate (``train.recipe.residual``) keeps
@@ -10,12 +11,17 @@ every case within 3.2% and reads each as well or better.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+from helpers import REPO
 
 from ocr_denoise import denoise_page
 from ocr_denoise.ocr import cer, tesseract_text
-from train import synth
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from strokes import clean_page, ink, seed_of  # noqa: E402
 
 pytest.importorskip("pytesseract")
 
@@ -23,19 +29,6 @@ pytest.importorskip("pytesseract")
 INK_TOLERANCE = 0.05
 #: Character error rate the output may add to the input's (a fraction: half a point).
 CER_TOLERANCE = 0.005
-
-
-def _clean_page(x_height: float, family: str, seed: int) -> tuple[np.ndarray, str]:
-    rng = np.random.default_rng(seed)
-    h = int(max(160, 9 * x_height))
-    page = synth.render_page(rng, h, 640, x_height=x_height, family=family, ink=0.0,
-                             margin=16)
-    return np.round(page.clean * 255).astype(np.uint8), page.text
-
-
-def _ink(img: np.ndarray) -> float:
-    """Darkness summed over the page: the ink's share, grey edges counted in part."""
-    return float((255.0 - img.astype(np.float64)).sum() / 255.0)
 
 
 #: v8, the shipped autoencoder, redraws small letters bold (+21% and +9% ink on these):
@@ -47,11 +40,24 @@ V8_BOLD = pytest.mark.xfail(strict=True, reason="v8 redraws small letters bold (
     pytest.param(8, "serif", marks=V8_BOLD), pytest.param(12, "sans", marks=V8_BOLD),
     (12, "mono"), (20, "serif"), (30, "sans")])
 def test_clean_text_keeps_its_stroke_width_and_reads_as_well(x_height, family):
-    page, text = _clean_page(x_height, family, seed=int(x_height) * 7 + len(family))
+    page, text = clean_page(x_height, family, seed_of(x_height, family))
     out = denoise_page(page, guard=False)
     assert out.shape == page.shape and out.dtype == np.uint8
-    ink_in, ink_out = _ink(page), _ink(out)
+    ink_in, ink_out = ink(page), ink(out)
     assert abs(ink_out - ink_in) <= INK_TOLERANCE * ink_in, (ink_in, ink_out)
     before = cer(text, tesseract_text(page))
     after = cer(text, tesseract_text(out))
     assert after <= before + CER_TOLERANCE, (before, after)
+
+
+def test_the_benchmark_prints_every_case_and_an_identity_model_moves_no_ink(identity_model,
+                                                                         capsys):
+    import strokes
+
+    assert strokes.main(["--model", str(identity_model)]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "%" in r]
+    assert len(rows) == len(strokes.CASES)
+    for row, (x_height, family) in zip(rows, strokes.CASES):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[:3] == [str(x_height), family, "+0.00%"]
+        assert cells[3] == cells[4]  # the same page read twice
