@@ -266,6 +266,11 @@ class _Signals:
                 continue  # started ignoring it (nohup, a background job): keep that
             self._previous[sig] = signal.signal(sig, self._handle)
 
+    @property
+    def raised(self) -> bool:
+        """Whether a second signal during the setup raised ``KeyboardInterrupt``."""
+        return self._raised
+
     def attach(self, stop: Any) -> None:
         stop.managed = True
         for name in self._pending:
@@ -313,9 +318,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(argv, signals)
         except KeyboardInterrupt:  # a second signal before any file had started
-            print("ocr-denoise: stopped before any file was started; run the same command "
-                  "again to do them", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            pass
+        except Exception:
+            if not signals.raised:
+                raise
+            # that signal's KeyboardInterrupt landed in an extension module's import,
+            # which turned it into an error of its own (numpy's: an ImportError)
+        # a second signal stopped the run before any file had started
+        print("ocr-denoise: stopped before any file was started; run the same command "
+              "again to do them", file=sys.stderr)
+        if argv is None:
+            # CPython 3.11 counts a KeyboardInterrupt raised inside exec'd code (the
+            # methods dataclasses build while modules import) as unhandled even once
+            # caught, and ends the program by SIGINT on its way out (status -2, not
+            # 130): end it here, handlers set to ignore first as below.
+            signals.ignore()
+            _exit_now(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     finally:
         if argv is not None:  # called from Python: give the caller its handlers back
             signals.restore()

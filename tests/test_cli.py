@@ -393,6 +393,66 @@ def test_a_signal_before_any_file_started_is_a_clean_stop(tmp_path, pages, twice
     assert not out.exists() or files_in(out) == []
 
 
+def test_a_second_signal_during_exec_d_setup_code_still_exits_130(tmp_path):
+    """The second Ctrl-C of a run still setting up can land in exec'd code (the
+    methods dataclasses build as modules import); CPython 3.11 then ends a program
+    run with ``-m`` (as ``python -m ocr_denoise`` is) by SIGINT, status -2, even
+    though ``main`` caught it. Here that KeyboardInterrupt is raised from exec'd code
+    in place of the setup, in a real ``-m`` process."""
+    (tmp_path / "stopped_in_exec.py").write_text(
+        "import sys\n"
+        "import ocr_denoise.cli as cli\n"
+        "cli._main = lambda argv, signals: exec('raise KeyboardInterrupt')\n"
+        "sys.exit(cli.main())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "stopped_in_exec"], capture_output=True,
+                       text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "stopped before any file was started" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("turned_into", ["ImportError", "RuntimeError"])
+def test_a_second_signal_an_import_turned_into_another_error_is_still_a_clean_stop(
+        tmp_path, turned_into):
+    """An extension module importing when the second Ctrl-C lands may turn its
+    KeyboardInterrupt into an error of its own (numpy: "ImportError: PyCapsule_Import
+    could not import module datetime"): still the clean stop, no traceback. The
+    signal handler itself raises here, twice called as two Ctrl-C would."""
+    (tmp_path / "stopped_in_import.py").write_text(
+        "import signal, sys\n"
+        "import ocr_denoise.cli as cli\n"
+        "def setup(argv, signals):\n"
+        "    try:\n"
+        "        signals._handle(signal.SIGINT, None)\n"
+        "        signals._handle(signal.SIGINT, None)\n"
+        "    except KeyboardInterrupt as e:\n"
+        f"        raise {turned_into}('could not import module datetime') from e\n"
+        "cli._main = setup\n"
+        "sys.exit(cli.main())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "stopped_in_import"], capture_output=True,
+                       text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "stopped before any file was started" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_an_error_in_setup_without_a_signal_is_not_taken_for_a_stop(tmp_path):
+    (tmp_path / "broken_setup.py").write_text(
+        "import sys\n"
+        "import ocr_denoise.cli as cli\n"
+        "def setup(argv, signals):\n"
+        "    raise ImportError('a real import failure')\n"
+        "cli._main = setup\n"
+        "sys.exit(cli.main())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "broken_setup"], capture_output=True,
+                       text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 1 and "ImportError: a real import failure" in r.stderr
+    assert "stopped before any file" not in r.stderr
+
+
 def test_a_signal_while_worker_processes_start_prints_no_traceback(tmp_path, pages):
     """Ctrl-C reaches the whole process group, worker processes included, which are
     still importing their libraries just after the pool starts them."""
