@@ -10,6 +10,11 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+# Non-local means: one definition for this baseline and for the training teacher
+# (``python -m train fit --teacher-pages``) that learns it. Needs the repository root
+# on sys.path, as every benchmark that imports this module puts it.
+from train.data import nl_means
+
 
 def otsu(img: np.ndarray) -> np.ndarray:
     """Global Otsu threshold."""
@@ -29,11 +34,6 @@ def sauvola(img: np.ndarray, window: int = 25, k: float = 0.2, r: float = 128.0)
 def median_otsu(img: np.ndarray) -> np.ndarray:
     """3x3 median filter (speckle), then Otsu."""
     return otsu(cv2.medianBlur(img, 3))
-
-
-def nl_means(img: np.ndarray) -> np.ndarray:
-    """OpenCV's non-local means, h=10, template 7, search 21 (the usual settings)."""
-    return cv2.fastNlMeansDenoising(img, None, 10, 7, 21)
 
 
 #: name -> cleaner. "tesseract-sauvola" is not here: it is tesseract's own

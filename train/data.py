@@ -7,7 +7,9 @@ drawn where the clean page has ink.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -17,13 +19,18 @@ from ocr_denoise.flatten import flatten_page
 
 from . import real_damage, scans, synth
 
-#: Teachers for :func:`teacher_patches`: name -> what it makes of a uint8 page.
-#: ``nlmeans`` is OpenCV's non-local means with the usual settings (h=10, template 7,
-#: search 21), the classical baseline that made real archive pages read better.
-TEACHERS = {
-    "nlmeans": lambda page: cv2.fastNlMeansDenoising(page, None, 10, 7, 21),
-}
 
+def nl_means(img: np.ndarray) -> np.ndarray:
+    """OpenCV's non-local means, h=10, template 7, search 21 (the usual settings), of an
+    H x W uint8 gray page: the benchmarks' ``nlmeans`` baseline (benchmarks/baselines.py
+    runs this one) and the teacher that made real archive pages read better."""
+    return cv2.fastNlMeansDenoising(img, None, 10, 7, 21)
+
+
+#: Teachers for :func:`teacher_patches`: name -> what it makes of a uint8 page.
+TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"nlmeans": nl_means}
+
+T = TypeVar("T")
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 _PAIR_LAYOUTS = [("noisy", "clean"), ("orig", "gt")]
 
@@ -191,22 +198,30 @@ def folder_patches(folders: list[str], n: int, rng: np.random.Generator, patch: 
     """``n`` patch pairs spread evenly over the real pairs found in ``folders``
     (``page_norm`` as for :func:`synthetic_patches`)."""
     pairs = [p for f in folders for p in find_pairs(f)]
-    per = max(1, -(-n // len(pairs)))
-    Xs, Ys = [], []
-    for noisy_p, clean_p in pairs:
+
+    def pair_patches(pair: tuple[Path, Path], k: int) -> tuple[np.ndarray, np.ndarray]:
+        noisy_p, clean_p = pair
         noisy, clean = read_gray(noisy_p), read_gray(clean_p)
         if noisy.shape != clean.shape:
             raise ValueError(f"{noisy_p} and {clean_p} differ in size")
         if page_norm:
             noisy = flatten_page(noisy)
-        X, Y = sample_patches(noisy, clean, per, rng, patch, ink_fraction, damage_fraction,
+        return sample_patches(noisy, clean, k, rng, patch, ink_fraction, damage_fraction,
                               mark_fraction, context)
-        Xs.append(X)
-        Ys.append(Y)
-    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+
+    return _spread(pairs, n, rng, pair_patches)
+
+
+def _spread(items: Sequence[T], n: int, rng: np.random.Generator,
+            patches_of: Callable[[T, int], tuple[np.ndarray, np.ndarray]]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` patch pairs spread evenly over ``items``: ``patches_of(item, k)`` gives
+    ``k`` pairs of each, ceil(n / len(items)), and ``n`` of them are kept at random."""
+    per = max(1, -(-n // len(items)))
+    parts = [patches_of(item, per) for item in items]
+    X, Y = np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
     keep = rng.permutation(len(X))[:n]
     return X[keep], Y[keep]
-
 
 def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
                     ink_fraction: float = 0.7, teacher: str = "nlmeans"
@@ -225,17 +240,13 @@ def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch:
     pages = real_damage.selection_images(folders)
     if not pages:
         raise ValueError(f"no selection pages in {', '.join(map(str, folders))}")
-    per = max(1, -(-n // len(pages)))
-    Xs, Ys = [], []
-    for p in pages:
-        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+
+    def page_patches(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if img is None:
-            raise ValueError(f"{p}: not a readable image")
+            raise ValueError(f"{path}: not a readable image")
         target = TEACHERS[teacher](img).astype(np.float32) / 255.0
-        X, Y = sample_patches(img.astype(np.float32) / 255.0, target, per, rng, patch,
+        return sample_patches(img.astype(np.float32) / 255.0, target, k, rng, patch,
                               ink_fraction)
-        Xs.append(X)
-        Ys.append(Y)
-    X, Y = np.concatenate(Xs), np.concatenate(Ys)
-    keep = rng.permutation(len(X))[:n]
-    return X[keep], Y[keep]
+
+    return _spread(pages, n, rng, page_patches)
