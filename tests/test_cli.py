@@ -393,23 +393,35 @@ def test_a_signal_before_any_file_started_is_a_clean_stop(tmp_path, pages, twice
     assert not out.exists() or files_in(out) == []
 
 
-def test_a_second_signal_during_exec_d_setup_code_still_exits_130(tmp_path):
-    """The second Ctrl-C of a run still setting up can land in exec'd code (the
-    methods dataclasses build as modules import); CPython 3.11 then ends a program
-    run with ``-m`` (as ``python -m ocr_denoise`` is) by SIGINT, status -2, even
-    though ``main`` caught it. Here that KeyboardInterrupt is raised from exec'd code
-    in place of the setup, in a real ``-m`` process."""
-    (tmp_path / "stopped_in_exec.py").write_text(
-        "import sys\n"
+def _main_with_setup(tmp_path: Path, setup: str) -> subprocess.CompletedProcess:
+    """``cli.main`` run as a real ``python -m`` program (as ``python -m ocr_denoise``
+    is) with its setup, ``cli._main``, replaced by ``setup``: the source of a
+    function ``setup(argv, signals)`` (fault injection into our own code)."""
+    (tmp_path / "setup_fault.py").write_text(
+        "import signal, sys\n"
         "import ocr_denoise.cli as cli\n"
-        "cli._main = lambda argv, signals: exec('raise KeyboardInterrupt')\n"
+        f"{setup}\n"
+        "cli._main = setup\n"
         "sys.exit(cli.main())\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
-    r = subprocess.run([sys.executable, "-m", "stopped_in_exec"], capture_output=True,
-                       text=True, timeout=120, env=env, cwd=tmp_path)
+    return subprocess.run([sys.executable, "-m", "setup_fault"], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)
+
+
+def _assert_clean_stop(r: subprocess.CompletedProcess) -> None:
     assert r.returncode == 130, (r.returncode, r.stderr)
     assert "stopped before any file was started" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_second_signal_during_exec_d_setup_code_still_exits_130(tmp_path):
+    """The second Ctrl-C of a run still setting up can land in exec'd code (the
+    methods dataclasses build as modules import); CPython 3.11 then ends a program
+    run with ``-m`` by SIGINT, status -2, even though ``main`` caught it. Here that
+    KeyboardInterrupt is raised from exec'd code in place of the setup."""
+    _assert_clean_stop(_main_with_setup(tmp_path, (
+        "def setup(argv, signals):\n"
+        "    exec('raise KeyboardInterrupt')\n")))
 
 
 @pytest.mark.parametrize("turned_into", ["ImportError", "RuntimeError"])
@@ -419,36 +431,19 @@ def test_a_second_signal_an_import_turned_into_another_error_is_still_a_clean_st
     KeyboardInterrupt into an error of its own (numpy: "ImportError: PyCapsule_Import
     could not import module datetime"): still the clean stop, no traceback. The
     signal handler itself raises here, twice called as two Ctrl-C would."""
-    (tmp_path / "stopped_in_import.py").write_text(
-        "import signal, sys\n"
-        "import ocr_denoise.cli as cli\n"
+    _assert_clean_stop(_main_with_setup(tmp_path, (
         "def setup(argv, signals):\n"
         "    try:\n"
         "        signals._handle(signal.SIGINT, None)\n"
         "        signals._handle(signal.SIGINT, None)\n"
         "    except KeyboardInterrupt as e:\n"
-        f"        raise {turned_into}('could not import module datetime') from e\n"
-        "cli._main = setup\n"
-        "sys.exit(cli.main())\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
-    r = subprocess.run([sys.executable, "-m", "stopped_in_import"], capture_output=True,
-                       text=True, timeout=120, env=env, cwd=tmp_path)
-    assert r.returncode == 130, (r.returncode, r.stderr)
-    assert "stopped before any file was started" in r.stderr
-    assert "Traceback" not in r.stderr
+        f"        raise {turned_into}('could not import module datetime') from e\n")))
 
 
 def test_an_error_in_setup_without_a_signal_is_not_taken_for_a_stop(tmp_path):
-    (tmp_path / "broken_setup.py").write_text(
-        "import sys\n"
-        "import ocr_denoise.cli as cli\n"
+    r = _main_with_setup(tmp_path, (
         "def setup(argv, signals):\n"
-        "    raise ImportError('a real import failure')\n"
-        "cli._main = setup\n"
-        "sys.exit(cli.main())\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
-    r = subprocess.run([sys.executable, "-m", "broken_setup"], capture_output=True,
-                       text=True, timeout=120, env=env, cwd=tmp_path)
+        "    raise ImportError('a real import failure')\n"))
     assert r.returncode == 1 and "ImportError: a real import failure" in r.stderr
     assert "stopped before any file" not in r.stderr
 
