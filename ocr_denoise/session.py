@@ -424,7 +424,7 @@ class Denoiser:
         if which is not None:
             self.enlarger = Denoiser(which, device=device, batch_size=batch_size,
                                      overlap=overlap, threads=threads, skip_white=None,
-                                     enlarger=None)
+                                     enlarger=None, light=None)
             if self.enlarger.interface.scale < 2:
                 raise SettingsError(f"enlarger={enlarger!r}: {self.enlarger.model_path} is "
                                     "not an enlargement model (its metadata records no "
