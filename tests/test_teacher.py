@@ -58,3 +58,30 @@ def test_an_unknown_teacher_or_a_folder_without_selection_pages_is_refused(tmp_p
     empty.mkdir()
     with pytest.raises(ValueError, match="no selection pages"):
         data.teacher_patches([str(empty)], 10, rng)
+
+
+def test_route_only_teaches_from_the_selection_pages_the_light_route_takes(tmp_path, rng):
+    # Grain of 3 grey levels is what the light route takes (guard.light); 12 is noise
+    # it leaves to the main model, and clean paper has no grain.
+    pages = {}
+    for i, sigma in enumerate([3, 12, 0] * 4):
+        page = np.full((90, 120), 215, np.uint8)
+        cv2.putText(page, "Ab 12", (5, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 30, 2)
+        noisy = np.clip(page + rng.normal(0, sigma, page.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), noisy)
+        pages[f"{i:02d}"] = noisy
+    taken = {s for s, p in pages.items() if _is_selection(s) and data.takes_light_route(p)}
+    assert taken and taken != {s for s in pages if _is_selection(s)}
+    X, _ = data.teacher_patches([str(tmp_path)], 60, rng, patch=28, route_only=True)
+    for x in X[:20]:
+        hits = {s for s, p in pages.items() for r in range(p.shape[0] - 27)
+                for c in range(p.shape[1] - 27)
+                if np.array_equal(p[r:r + 28, c:c + 28].astype(np.float32) / 255, x)}
+        assert hits and hits <= taken
+    # A folder whose selection pages are all clean gives the light route nothing.
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for s in pages:
+        cv2.imwrite(str(clean / f"{s}.png"), np.full((90, 120), 215, np.uint8))
+    with pytest.raises(ValueError, match="no selection pages the light route takes"):
+        data.teacher_patches([str(clean)], 10, rng, route_only=True)

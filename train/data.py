@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ocr_denoise import context as page_context
+from ocr_denoise import guard
 from ocr_denoise.flatten import flatten_page
 
 from . import real_damage, scans, synth
@@ -223,9 +224,16 @@ def _spread(items: Sequence[T], n: int, rng: np.random.Generator,
     keep = rng.permutation(len(X))[:n]
     return X[keep], Y[keep]
 
+def takes_light_route(img: np.ndarray) -> bool:
+    """Whether the runtime's light route (``guard.light``, asked of pages that are not
+    smooth) takes an H x W uint8 gray page, measured as the pipeline measures it."""
+    stats = guard.measure(lambda a, b: img[a:b].astype(np.float32) / 255.0, *img.shape)
+    return stats.detail >= guard.SMOOTH and guard.light(stats).apply
+
+
 def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
-                    ink_fraction: float = 0.7, teacher: str = "nlmeans"
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    ink_fraction: float = 0.7, teacher: str = "nlmeans",
+                    route_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``n`` patch pairs (real page, what ``teacher`` makes of it) spread evenly over
     the *selection* pages under ``folders`` (``real_damage.split_of``: report pages are
     never read). X and Y are (n, P, P) float32 in [0, 1], white = 1.
@@ -234,19 +242,32 @@ def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch:
     better (``TEACHERS``) gives a target for each; a model taught it on the pages
     themselves learns their damage, not a formula of it, and runs at the model's cost
     rather than the filter's. Ink centres (``ink_fraction``) are the teacher's dark
-    pixels."""
+    pixels.
+
+    ``route_only``: only the selection pages the light route takes
+    (:func:`takes_light_route`), the only pages a light model ever sees. Why: spread
+    over every page, the grainy pages where the filter does most are a few percent of
+    the patches, and a model taught so did less than the filter on them."""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; known: {', '.join(TEACHERS)}")
     pages = real_damage.selection_images(folders)
+    if route_only:
+        pages = [p for p in pages if takes_light_route(_read_u8(p))]
     if not pages:
-        raise ValueError(f"no selection pages in {', '.join(map(str, folders))}")
+        raise ValueError(f"no selection pages{' the light route takes' if route_only else ''}"
+                         f" in {', '.join(map(str, folders))}")
 
     def page_patches(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
-        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise ValueError(f"{path}: not a readable image")
+        img = _read_u8(path)
         target = TEACHERS[teacher](img).astype(np.float32) / 255.0
         return sample_patches(img.astype(np.float32) / 255.0, target, k, rng, patch,
                               ink_fraction)
 
     return _spread(pages, n, rng, page_patches)
+
+
+def _read_u8(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    return img

@@ -70,6 +70,8 @@ class TrainConfig:
     teacher: str = "nlmeans"
     teacher_pages: list[str] = field(default_factory=list)
     teacher_patches: int = 0
+    # only the teacher pages the runtime's light route takes (data.takes_light_route)
+    teacher_route_only: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -123,7 +125,8 @@ def build_dataset(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                                          context=cfg.context))
     if cfg.teacher_pages and cfg.teacher_patches:
         parts.append(data.teacher_patches(cfg.teacher_pages, cfg.teacher_patches, rng,
-                                          cfg.patch, cfg.ink_fraction, cfg.teacher))
+                                          cfg.patch, cfg.ink_fraction, cfg.teacher,
+                                          cfg.teacher_route_only))
     if not parts:
         raise ValueError("no training data: set synthetic_patches or pairs with real_patches")
     # Shuffled as concatenate-then-permute would, but each part is scattered straight
