@@ -6,7 +6,7 @@
 On a generated 300-DPI US-letter page (2550 x 3300, text with noise) it measures,
 in one process and one run (machines are noisy; compare within a run only):
   * ``denoise_page`` end to end: array in, array out, blending on, warm session;
-  * OpenCV ``fastNlMeansDenoising(h=10, 7, 21)`` on the same page;
+  * non-local means (``baselines.nl_means``: OpenCV's, h=10, 7, 21) on the same page;
   * ``denoise_page(..., guard=False)``: what the guard's measurements cost;
   * the machine's fp32 matrix-multiply rate (numpy, 4096^2 product);
   * the model's FLOPs per page (from the ONNX graph's Conv nodes),
@@ -32,6 +32,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from baselines import nl_means  # noqa: E402  (benchmarks/, the script's own folder)
 
 from ocr_denoise import Denoiser  # noqa: E402
 from ocr_denoise.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP  # noqa: E402
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         t_model = min(t_model, best_of(lambda: den.denoise(page), 1))
         t_bare = min(t_bare, best_of(lambda: den.denoise(page, guard=False), 1))
-        t_nlm = min(t_nlm, best_of(lambda: cv2.fastNlMeansDenoising(page, None, 10, 7, 21), 1))
+        t_nlm = min(t_nlm, best_of(lambda: nl_means(page), 1))
     # The page must be one the guard lets the model clean, or the guard's cost is moot.
     guarded = bool((den.denoise(page) == den.denoise(page, guard=False)).all())
     a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
