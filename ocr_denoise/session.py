@@ -422,26 +422,33 @@ class Denoiser:
         self.enlarger: Denoiser | None = None
         which = enlarger_arg(enlarger)
         if which is not None:
-            self.enlarger = Denoiser(which, device=device, batch_size=batch_size,
-                                     overlap=overlap, threads=threads, skip_white=None,
-                                     enlarger=None, light=None)
+            self.enlarger = self._companion("enlarger", enlarger, which, skip_white=None)
             if self.enlarger.interface.scale < 2:
                 raise SettingsError(f"enlarger={enlarger!r}: {self.enlarger.model_path} is "
                                     "not an enlargement model (its metadata records no "
                                     "scale >= 2)")
         self.light: Denoiser | None = None
         if light_which is not None:
-            try:
-                self.light = Denoiser(light_which, device=device, batch_size=batch_size,
-                                      overlap=overlap, threads=threads, skip_white="auto",
-                                      enlarger=None, light=None)
-            except ModelError as e:  # missing, damaged, does not fit: say which option
-                raise type(e)(f"light={light!r}: {e}") from e
+            self.light = self._companion("light", light, light_which, skip_white="auto")
             if self.light.interface.scale != 1:
                 raise SettingsError(f"light={light!r}: {self.light.model_path} is not a "
                                     "denoiser (its metadata records scale="
                                     f"{self.light.interface.scale}; the light model must "
                                     "keep the page's size, scale 1)")
+
+    def _companion(self, option: str, given: object, which: str | os.PathLike[str],
+                   skip_white: float | str | None) -> Denoiser:
+        """The second model ``option`` (``enlarger`` or ``light``) names, ``given`` as
+        the caller gave it and ``which`` resolved: a ``Denoiser`` with this one's
+        device, batch size, overlap and threads, and no companions of its own. A
+        missing, damaged or ill-fitting model raises the ``ModelError`` it raised,
+        naming the option first (the user gave two models; say which one failed)."""
+        try:
+            return Denoiser(which, device=self.device, batch_size=self.batch_size,
+                            overlap=self.overlap, threads=self.threads,
+                            skip_white=skip_white, enlarger=None, light=None)
+        except ModelError as e:
+            raise type(e)(f"{option}={given!r}: {e}") from e
 
     # -- pickling: settings travel, the session never does ---------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -82,6 +82,19 @@ def test_an_enlargement_model_that_does_not_fit_is_refused(tmp_path, kwargs, mat
         Denoiser(path, device="cpu")
 
 
+@pytest.mark.parametrize("broken", ["missing", "damaged", "ill-fitting"])
+def test_a_broken_enlargement_model_is_refused_naming_the_option_and_the_file(tmp_path,
+                                                                           broken):
+    # The user gave two models; the error says it was the enlarger that failed.
+    path = tmp_path / f"{broken}.onnx"
+    if broken == "damaged":
+        path.write_bytes(b"not an onnx model")
+    elif broken == "ill-fitting":
+        enlarger_model(path, metadata={"base": "lanczos-v9"})
+    with pytest.raises(ModelError, match=rf"^enlarger=.*{broken}\.onnx.*: .*{broken}\.onnx"):
+        Denoiser(device="cpu", enlarger=path)
+
+
 def test_a_denoiser_is_refused_as_enlarger_and_an_enlarger_as_denoiser(zero_enlarger):
     with pytest.raises(SettingsError, match="not an enlargement model"):
         Denoiser(device="cpu", enlarger="denoise")
