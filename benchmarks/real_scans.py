@@ -50,7 +50,8 @@ source. In the output page ids carry their source (``sroie/003``).
 Methods (``--methods``): ``raw`` (the page as scanned); ``denoised``
 (``denoise_page``, with its defaults); ``denoised-noguard`` (the model on every
 page, no guard); ``upscale`` (``denoise_page(..., upscale="auto")`` with the
-source's DPI); ``upscale-model`` (the same with every enlarged page sent to the
+source's DPI; ``--auto-factor 3`` or ``4``: enlarged that many times where auto
+enlarges 2 times); ``upscale-model`` (the same with every enlarged page sent to the
 model, ``guard.ENLARGED`` on: can the model beat the enlargement alone?);
 ``upscale-learned`` (``upscale="auto"`` with the enlargement model ``--enlarger``,
 issue 32: enlarged pages enlarged by it in place of cubic-then-denoise); and the
@@ -128,6 +129,8 @@ METHODS = ["raw", "denoised", "denoised-noguard", "upscale", "upscale-model",
 ENLARGER_ENV = "REAL_SCANS_ENLARGER"
 #: Where the denoised methods find the light model (``--light``), likewise.
 LIGHT_ENV = "REAL_SCANS_LIGHT"
+#: How many times ``upscale`` enlarges where ``upscale="auto"`` enlarges (``--auto-factor``).
+AUTO_FACTOR_ENV = "REAL_SCANS_AUTO_FACTOR"
 DEFAULT_METHODS = ["raw", "denoised", "unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
 #: The classical baselines, against the best of which (per source) a method is compared.
 CLASSICAL = ["unpaper", "nlmeans", "tess-sauvola", "cubic2x"]
@@ -303,7 +306,17 @@ def process(method: str, img: np.ndarray, model: str | None,
     if method == "denoised-noguard":
         return denoise_page(img, denoiser=_denoiser(model), guard=False)
     if method == "upscale":
-        return denoise_page(img, denoiser=_denoiser(model), upscale="auto", dpi=dpi)
+        from ocr_denoise import guard
+
+        factor = int(os.environ.get(AUTO_FACTOR_ENV, "2"))
+        was = guard.upscale_factor
+        if factor != 2:  # enlarge ``factor`` times wherever auto enlarges 2 times
+            guard.upscale_factor = lambda noise, height: (
+                factor if was(noise, height) == 2 else was(noise, height))
+        try:
+            return denoise_page(img, denoiser=_denoiser(model), upscale="auto", dpi=dpi)
+        finally:
+            guard.upscale_factor = was
     if method == "upscale-model":
         from ocr_denoise import guard
 
@@ -611,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--light", default="auto",
                     help="light model (name, path, auto or none) the denoised methods route "
                     "quiet pages to (Denoiser(light=...))")
+    ap.add_argument("--auto-factor", type=int, default=2, choices=[2, 3, 4],
+                    help="upscale: enlarge this many times where upscale='auto' enlarges "
+                    "(2, the runtime's choice): does more than 2x pay?")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=None, help="write the summaries and every page's scores")
     args = ap.parse_args(argv)
@@ -624,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         methods.insert(0, "raw")
     os.environ[ENLARGER_ENV] = args.enlarger
     os.environ[LIGHT_ENV] = args.light
+    os.environ[AUTO_FACTOR_ENV] = str(args.auto_factor)
     known = sources(Path(args.data))
     names = list(dict.fromkeys(n for n in args.sources.split(",") if n))
     if not names or set(names) - set(known):

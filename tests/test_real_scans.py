@@ -208,6 +208,26 @@ def test_upscale_model_sends_the_enlarged_page_to_the_model_and_restores_the_gua
     assert guard.ENLARGED is was
 
 
+@pytest.mark.parametrize("factor", [3, 4])
+def test_auto_factor_enlarges_that_many_times_where_auto_enlarges_and_only_there(
+        monkeypatch, factor):
+    from ocr_denoise import guard
+    from train import synth
+
+    small = synth.render_page(np.random.default_rng(3), 240, 320, x_height=7, family="serif",
+                              ink=0.1, margin=10).clean
+    big = synth.render_page(np.random.default_rng(4), 240, 320, x_height=24, family="serif",
+                            ink=0.1, margin=10).clean
+    small, big = (np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8) for p in (small, big))
+    was = guard.upscale_factor
+    monkeypatch.setenv(real_scans.AUTO_FACTOR_ENV, str(factor))
+    assert real_scans.process("upscale", small, None).shape == (240 * factor, 320 * factor)
+    assert real_scans.process("upscale", big, None).shape == (240, 320)  # auto keeps it
+    assert guard.upscale_factor is was
+    monkeypatch.setenv(real_scans.AUTO_FACTOR_ENV, "2")
+    assert real_scans.process("upscale", small, None).shape == (480, 640)
+
+
 ALTO = """<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
   <Description><MeasurementUnit>pixel</MeasurementUnit></Description>
