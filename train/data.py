@@ -224,6 +224,7 @@ def _spread(items: Sequence[T], n: int, rng: np.random.Generator,
     keep = rng.permutation(len(X))[:n]
     return X[keep], Y[keep]
 
+
 def takes_light_route(img: np.ndarray) -> bool:
     """Whether the runtime's light route (``guard.light``, asked of pages that are not
     smooth) takes an H x W uint8 gray page, measured as the pipeline measures it."""
@@ -247,7 +248,8 @@ def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch:
     ``route_only``: only the selection pages the light route takes
     (:func:`takes_light_route`), the only pages a light model ever sees. Why: spread
     over every page, the grainy pages where the filter does most are a few percent of
-    the patches, and a model taught so did less than the filter on them."""
+    the patches. (Measured: a closer copy of the filter on those pages, read no better
+    by tesseract; docs/model-history.md, tch4.)"""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; known: {', '.join(TEACHERS)}")
     pages = real_damage.selection_images(folders)
@@ -267,6 +269,7 @@ def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch:
 
 
 def _read_u8(path: Path) -> np.ndarray:
+    """The image file as H x W uint8 gray; ``ValueError`` naming it if unreadable."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise ValueError(f"{path}: not a readable image")
