@@ -163,8 +163,8 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
     # The output first: a page too large for the memory left fails here, with a
     # MemoryError, before any work (not inside OpenCV with one of its own errors).
     out = np.empty((work_spec.height, work_spec.width), dtype=np.uint8)
-    the_plan, levels = plan(img, page, work, work_spec, factor, scanned, guard,
-                            light_model(denoiser))
+    light = light_model(denoiser)
+    the_plan, levels = plan(img, page, work, work_spec, factor, scanned, guard, light)
     guard_name = page_guard.NAME if guard else None
     # A page handed back comes out as it came in: enlarged when the plan enlarged
     # it, else at its own size (not the rescaled work).
@@ -173,8 +173,9 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
         result = passthrough(back, back_spec, out)
         return result, record(the_plan, kept=False, guard=guard_name,
                               seconds=time.perf_counter() - t0)
-    runner = light_model(denoiser) if the_plan.light else denoiser
-    assert runner is not None, "a light plan is made only for a Denoiser with a light model"
+    # plan() routes a page to the light model only when it was given one; said as a
+    # value, not an assert (gone under python -O).
+    runner = light if the_plan.light and light is not None else denoiser
     source = gray_rows(work, work_spec)
     if levels is None:
         levels = page_levels(source, runner, guard)
