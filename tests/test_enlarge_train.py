@@ -98,3 +98,32 @@ def test_an_enlarge_run_resumes_from_its_progress_and_refuses_another_config(tmp
     cfg2 = EnlargeConfig(patches=300, page_size=64, per_page=30, epochs=1, batch_size=32)
     _, hist = fit_enlarger(cfg2, tmp_path, verbose=0)  # nothing left to do
     assert len(hist["val_loss"]) == 1 and hist["cubic_val_rmse"] > 0
+
+
+def test_an_enlarge_run_keeps_each_epochs_model_and_exports_the_one_chosen(tmp_path, rng):
+    # Issue 32: checkpoints are chosen by tesseract on real selection pages, so every
+    # epoch's model is kept and any of them can be exported.
+    import keras
+
+    from train.__main__ import main
+    from train.enlarge import EnlargeConfig, fit_enlarger
+
+    run = tmp_path / "run"
+    cfg = EnlargeConfig(patches=300, page_size=64, per_page=30, epochs=2, batch_size=32,
+                        learning_rate=0.01)
+    fit_enlarger(cfg, run, verbose=0)
+    first, second = (keras.models.load_model(run / f"epoch0{e}.keras") for e in (1, 2))
+    last = keras.models.load_model(run / "last.keras")
+    for a, b in zip(second.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(first.get_weights(), second.get_weights()))
+
+    out = tmp_path / "e1.onnx"
+    assert main(["export-enlarge", str(run), "--output", str(out),
+                 "--checkpoint", "epoch01.keras"]) == 0
+    x = rng.random((4, 28, 28, 1), dtype=np.float32)
+    b = rng.random((4, 56, 56, 1), dtype=np.float32)
+    got = Denoiser(out, device="cpu").denoise_patches(x[..., 0], b[..., 0])
+    np.testing.assert_allclose(got, first.predict([x, b], verbose=0)[..., 0], atol=1e-4)
+    assert np.abs(got - second.predict([x, b], verbose=0)[..., 0]).max() > 1e-3

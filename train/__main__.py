@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     eep.add_argument("run_dir")
     eep.add_argument("--output", required=True, help="e.g. ocr_denoise/models/enlarger.onnx")
     eep.add_argument("--model-version", default=None)
+    eep.add_argument("--checkpoint", default="model.keras",
+                     help="which of the run's models: model.keras (best by validation "
+                     "loss, the default), last.keras or epochNN.keras")
     mp = sub.add_parser("mnist", help="sanity row: the classic denoiser on MNIST digits")
     mp.add_argument("--data", default="../shared/data/mnist",
                     help="folder with t10k-images-idx3-ubyte.gz")
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         import keras
 
         from .export import export, load_config
-        model = keras.models.load_model(f"{args.run_dir}/model.keras")
+        model = keras.models.load_model(Path(args.run_dir) / args.checkpoint)
         diff = export(model, args.output, load_config(args.run_dir),
                       model_version=args.model_version)
         print(f"wrote {args.output} (max |keras - onnx| = {diff:.3g})")

@@ -168,10 +168,13 @@ class EnlargeConfig:
 
 
 def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: int = 1):
-    """Train into ``out_dir``: ``model.keras`` (best by validation loss), ``last.keras``
-    and ``progress.json`` after every epoch (a run started again with the same config
-    goes on from the next epoch, as ``train.fit.fit``'s do), ``config.json`` and
-    ``history.json``. Returns (best model, history)."""
+    """Train into ``out_dir``: ``model.keras`` (best by validation loss), each epoch's
+    model as ``epochNN.keras`` (issue 32: checkpoints are chosen by tesseract on real
+    selection pages, not by pixel error alone; ``python -m train export-enlarge RUN
+    --checkpoint epochNN.keras``), ``last.keras`` and ``progress.json`` after every
+    epoch (a run started again with the same config goes on from the next epoch, as
+    ``train.fit.fit``'s do), ``config.json`` and ``history.json``. Returns (best
+    model, history)."""
     import keras
 
     from .fit import _read_progress, compile_for_training, finish_run, run_callbacks, set_seeds
@@ -194,7 +197,7 @@ def fit_enlarger(cfg: EnlargeConfig, out_dir: str | os.PathLike[str], verbose: i
         model = build_enlarger(cfg.patch, cfg.width, cfg.depth)
         compile_for_training(model, cfg,
                              max(1, (len(X) - n_val) // cfg.batch_size) * cfg.epochs)
-    done, past, callbacks = run_callbacks(out, cfg, progress)
+    done, past, callbacks = run_callbacks(out, cfg, progress, every_epoch=True)
     cubic_rmse = float(np.sqrt(np.mean((B[:n_val] - Y[:n_val]) ** 2)))
     if done < cfg.epochs:
         model.fit([X[n_val:], B[n_val:]], Y[n_val:],

@@ -262,12 +262,14 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run_callbacks(out: Path, cfg: RunConfig, progress: dict | None
-                  ) -> tuple[int, dict[str, list[float]], list[Any]]:
+def run_callbacks(out: Path, cfg: RunConfig, progress: dict | None,
+                  every_epoch: bool = False) -> tuple[int, dict[str, list[float]], list[Any]]:
     """Write ``config.json`` and return (epochs already done, the history so far, the
     Keras callbacks of a resumable run): ``model.keras`` kept best by validation loss
     (its best so far carried over from ``progress``), then ``last.keras`` and
-    ``progress.json`` after every epoch (``_progress_callback``)."""
+    ``progress.json`` after every epoch (``_progress_callback``). ``every_epoch``:
+    also each epoch's model as ``epochNN.keras`` (NN from 01, continuing across a
+    resume), to choose among them by OCR rather than by validation loss."""
     import keras
 
     _atomic_write(out / "config.json", cfg.to_json())
@@ -277,7 +279,10 @@ def run_callbacks(out: Path, cfg: RunConfig, progress: dict | None
     past: dict[str, list[float]] = progress["history"] if progress else {}
     if progress and progress.get("best") is not None:
         ckpt.best = float(progress["best"])
-    return done, past, [ckpt, _progress_callback(out, cfg, past, ckpt)]
+    callbacks = [ckpt, _progress_callback(out, cfg, past, ckpt)]
+    if every_epoch:
+        callbacks.insert(1, keras.callbacks.ModelCheckpoint(str(out / "epoch{epoch:02d}.keras")))
+    return done, past, callbacks
 
 
 def finish_run(out: Path, past: dict[str, list[float]], t0: float, **figures: float
