@@ -389,3 +389,23 @@ def test_a_run_folder_refuses_to_resume_with_another_config(tmp_path):
     fit(cfg, tmp_path, verbose=0)
     with pytest.raises(ValueError, match="another config"):
         fit(TrainConfig(**{**cfg.__dict__, "learning_rate": 0.01}), tmp_path, verbose=0)
+
+
+def test_a_run_started_before_a_setting_existed_resumes_with_that_setting_at_its_default(
+        tmp_path):
+    # A run's progress.json records its config; a field added to TrainConfig since
+    # (teacher_route_only, say) is missing there and counts as its default.
+    from train.fit import TrainConfig, fit
+
+    cfg = TrainConfig(arch="residual", width=8, latent_width=8, synthetic_patches=600,
+                      epochs=1, batch_size=64)
+    fit(cfg, tmp_path, verbose=0)
+    path = tmp_path / "progress.json"
+    progress = json.loads(path.read_text())
+    del progress["config"]["teacher_route_only"]
+    path.write_text(json.dumps(progress))
+    _, hist = fit(cfg, tmp_path, verbose=0)  # resumes: nothing left to do
+    assert len(hist["val_loss"]) == 1
+    # Missing and not at its default in the new config: another config.
+    with pytest.raises(ValueError, match="another config"):
+        fit(TrainConfig(**{**cfg.__dict__, "teacher_route_only": True}), tmp_path, verbose=0)

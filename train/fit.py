@@ -301,12 +301,17 @@ def finish_run(out: Path, past: dict[str, list[float]], t0: float, **figures: fl
 
 def _read_progress(out: Path, cfg: RunConfig) -> dict | None:
     """The progress a killed run left in ``out`` (None: start afresh). Raises
-    ``ValueError`` when ``out`` holds a run of another config."""
+    ``ValueError`` when ``out`` holds a run of another config. A setting added to the
+    config class since the run started counts as its default there (new settings
+    default to what runs did before them), so such a run still resumes."""
     path = out / PROGRESS
     if not path.exists() or not (out / "last.keras").exists():
         return None
     progress = json.loads(path.read_text())
-    if progress.get("config") != json.loads(cfg.to_json()):
+    saved = progress.get("config")
+    if isinstance(saved, dict):
+        saved = {**json.loads(type(cfg)().to_json()), **saved}
+    if saved != json.loads(cfg.to_json()):
         raise ValueError(f"{out} holds a run of another config; resume it with that config, "
                          "or train into a new folder")
     return progress
