@@ -173,9 +173,11 @@ def explain(denoiser: Denoiser, img: np.ndarray, dpi: object = None, *,
         result = passthrough(back, back_spec, out)
         return result, record(the_plan, kept=False, guard=guard_name,
                               seconds=time.perf_counter() - t0)
-    # plan() routes a page to the light model only when it was given one; said as a
-    # value, not an assert (gone under python -O).
-    runner = light if the_plan.light and light is not None else denoiser
+    runner = denoiser
+    if the_plan.light:
+        if light is None:  # plan() routes only to a light model it was given
+            raise RuntimeError("a page was routed to a light model the Denoiser does not have")
+        runner = light
     source = gray_rows(work, work_spec)
     if levels is None:
         levels = page_levels(source, runner, guard)
