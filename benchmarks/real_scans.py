@@ -679,7 +679,9 @@ def main(argv: list[str] | None = None) -> int:
                  ", ".join(f"{n}: {best[n]}" for n in names), bands=False)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"split": args.split, "model": args.model, "sources": names, "methods": methods,
+            {"split": args.split, "model": args.model, "enlarger": args.enlarger,
+             "light": args.light, "auto_factor": args.auto_factor,
+             "sources": names, "methods": methods,
              "best_classical": best, "summary": summary,
              "pages": {m: [vars(s) for s in pooled[m]] for m in methods}}, indent=1))
     print(f"real_scans: {len(tasks)} pages x {len(methods)} methods in "
