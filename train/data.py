@@ -227,7 +227,9 @@ def _spread(items: Sequence[T], n: int, rng: np.random.Generator,
 
 def takes_light_route(img: np.ndarray) -> bool:
     """Whether the runtime's light route (``guard.light``, asked of pages that are not
-    smooth) takes an H x W uint8 gray page, measured as the pipeline measures it."""
+    smooth) takes an H x W uint8 gray page: the same measurements as the pipeline's
+    of an 8-bit gray page it keeps at its own size (guard on, no enlargement, no
+    downscaling of pages over 600 DPI)."""
     stats = guard.measure(lambda a, b: img[a:b].astype(np.float32) / 255.0, *img.shape)
     return stats.detail >= guard.SMOOTH and guard.light(stats).apply
 
