@@ -301,7 +301,7 @@ def plan(img: np.ndarray, page: PageSpec, work: np.ndarray, work_spec: PageSpec,
         return Plan(factor, True, "guard-off",
                     "the guard is off: the model runs on every page"), levels
     stats = scanned[0]
-    routed = light_route(light, stats, factor)
+    routed = light_route(light is not None, stats, factor)
     if routed is not None and routed.apply:
         name = getattr(light, "model_path", "the light model")
         return Plan(1, True, routed.rule, f"{routed.reason}: denoised by the light model "
@@ -323,14 +323,15 @@ def light_model(denoiser: Denoiser) -> Denoiser | None:
     return getattr(denoiser, "light", None)
 
 
-def light_route(light: Denoiser | None, stats: page_guard.PageStats,
+def light_route(has_light: bool, stats: page_guard.PageStats,
                 factor: int) -> page_guard.Decision | None:
     """Stage 2b, first question: whether the ``Denoiser``'s light model takes the
     page (``guard.light``: grainy paper, not noisy), asked before the main model's
-    rules. None where it is not asked: no light model, an enlarged page (the light
-    model learnt pages as scanned), or a smooth one (``detail < guard.SMOOTH``:
-    left, whatever model)."""
-    if light is None or factor != 1 or stats.detail < page_guard.SMOOTH:
+    rules. None where it is not asked: no light model (``has_light`` false), an
+    enlarged page (the light model learnt pages as scanned), or a smooth one
+    (``detail < guard.SMOOTH``: left, whatever model). Training asks it too
+    (``train.data.takes_light_route``: which pages teach a light model)."""
+    if not has_light or factor != 1 or stats.detail < page_guard.SMOOTH:
         return None
     decision = page_guard.light(stats)
     logger.debug("%s light route: %s (%s)", page_guard.NAME,

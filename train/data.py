@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ocr_denoise import context as page_context
-from ocr_denoise import guard
+from ocr_denoise import pipeline
 from ocr_denoise.flatten import flatten_page
 
 from . import real_damage, scans, synth
@@ -226,12 +226,12 @@ def _spread(items: Sequence[T], n: int, rng: np.random.Generator,
 
 
 def takes_light_route(img: np.ndarray) -> bool:
-    """Whether the runtime's light route (``guard.light``, asked of pages that are not
-    smooth) takes an H x W uint8 gray page: the same measurements as the pipeline's
-    of an 8-bit gray page it keeps at its own size (guard on, no enlargement, no
-    downscaling of pages over 600 DPI)."""
-    stats = guard.measure(lambda a, b: img[a:b].astype(np.float32) / 255.0, *img.shape)
-    return stats.detail >= guard.SMOOTH and guard.light(stats).apply
+    """Whether the runtime's light route takes an H x W uint8 gray page kept at its
+    own size (guard on, no enlargement, no downscaling of pages over 600 DPI): the
+    pipeline's own measurements and question (``pipeline.light_route``)."""
+    stats = pipeline.measure(pipeline.gray_rows(img, pipeline.normalise(img)))[0]
+    decision = pipeline.light_route(True, stats, 1)
+    return decision is not None and decision.apply
 
 
 def teacher_patches(folders: list[str], n: int, rng: np.random.Generator, patch: int = 28,
